@@ -1,0 +1,29 @@
+# Every target builds .venv from scratch when it is missing, so a fresh clone needs only `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU wheel first, where pip can find it: a bare `torch` requirement pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q "torch==2.13.0" 2>/dev/null || echo "torch==2.13.0 CPU wheel not found; pip will resolve torch>=2.2"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+demo: $(STAMP)
+	$(VENV)/bin/lottery-ticket demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,84 @@
+"""Keeping pruned weights at exactly zero while an optimizer trains the rest.
+
+The step is: zero the pruned gradients, optimizer.step(), zero the pruned weights. Zeroing the
+gradients keeps momentum and Adam moments of pruned weights at zero (so they carry no junk into
+later steps); zeroing the weights afterwards makes the result exact whatever the optimizer does
+(weight decay, AdamW's decoupled decay, eps terms). Optimizer state is cleared on every reset or
+rewind, because moments built up for the previous round's weights do not belong to the new round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch import nn
+
+from .mask import PruningMask, named_parameters
+
+
+class MaskEnforcer:
+    """A mask bound to one model's parameters, with the masks cached on the parameters' device and dtype."""
+
+    def __init__(self, mask: PruningMask, model: nn.Module):
+        mask.validate(model)
+        params = named_parameters(model)
+        self.mask = mask
+        self.params = [params[n] for n in mask.names]
+        self.keep = [mask[n].to(device=p.device, dtype=p.dtype) for n, p in zip(mask.names, self.params)]
+
+    @torch.no_grad()
+    def zero_grads(self) -> None:
+        pairs = [(p.grad, k) for p, k in zip(self.params, self.keep) if p.grad is not None]
+        if pairs:
+            grads, keeps = zip(*pairs)
+            torch._foreach_mul_(list(grads), list(keeps))
+
+    @torch.no_grad()
+    def zero_weights(self) -> None:
+        torch._foreach_mul_(self.params, self.keep)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """optimizer.step() with the mask enforced on both sides of it."""
+        self.zero_grads()
+        optimizer.step()
+        self.zero_weights()
+
+
+def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Forget momentum buffers, Adam moments and step counts (call on every reset/rewind)."""
+    optimizer.state.clear()
+
+
+@contextlib.contextmanager
+def enforce_on_every_step(mask: PruningMask, model: nn.Module) -> Iterator[MaskEnforcer]:
+    """Enforce `mask` around every optimizer.step() that touches `model`'s parameters.
+
+    For training functions that know nothing of masks: global optimizer hooks zero the pruned
+    gradients before each step and the pruned weights after it. Our own Trainer calls
+    MaskEnforcer.step explicitly instead, so the enforcement is visible in its step.
+    """
+    enforcer = MaskEnforcer(mask, model)
+    param_ids = {id(p) for p in enforcer.params}
+
+    def touches_model(optimizer) -> bool:
+        return any(id(p) in param_ids for group in optimizer.param_groups for p in group["params"])
+
+    def before(optimizer, args, kwargs):
+        if touches_model(optimizer):
+            enforcer.zero_grads()
+
+    def after(optimizer, args, kwargs):
+        if touches_model(optimizer):
+            enforcer.zero_weights()
+
+    pre = register_optimizer_step_pre_hook(before)
+    post = register_optimizer_step_post_hook(after)
+    try:
+        enforcer.zero_weights()
+        yield enforcer
+    finally:
+        pre.remove()
+        post.remove()

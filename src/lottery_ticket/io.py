@@ -1,0 +1,93 @@
+"""Crash-safe file writes and safe tensor loading.
+
+Every file is written to a temporary name in the same folder, flushed, fsync'ed and renamed, so
+a reader sees either the old file or the complete new one, never half of it. Tensors live in
+safetensors (no pickle, so loading a shared file cannot run code); metadata lives in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save as safetensors_bytes
+
+from .errors import LotteryTicketError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise LotteryTicketError(f"could not write {path}: {exc.strerror or exc}; free disk space or choose another --out") from exc
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LotteryTicketError(f"{path} does not exist; check the path") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LotteryTicketError(f"{path} is not valid JSON ({exc}); delete it so the stage is redone") from None
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> Path:
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    return atomic_write_bytes(path, safetensors_bytes(cpu, metadata=dict(metadata) if metadata else None))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; anything else (a pickle, a truncated file) is refused with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise LotteryTicketError(f"{path} does not exist; check the path")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80" or head == b"PK":
+        raise LotteryTicketError(
+            f"{path} is a pickle/torch.save file, which can run code when loaded; refusing it. "
+            "Re-save it as safetensors (lottery_ticket only reads .safetensors)"
+        )
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); it may be truncated: delete it and redo that stage") from None
+
+
+def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata stored in a safetensors header (empty when there is none)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); delete it and redo that stage") from None

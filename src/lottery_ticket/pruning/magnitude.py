@@ -1,0 +1,100 @@
+"""Magnitude pruning, global or per layer, as in Frankle & Carbin (2019)."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Iterable, Mapping
+
+from torch import nn
+
+from ..errors import LotteryTicketError
+from ..mask import PruningMask, named_parameters
+from ..sparsity import check_sparsity
+from .selection import select_lowest
+
+
+class MagnitudePruner:
+    """Prune the smallest-magnitude surviving weights.
+
+    global_pruning=True   rank all eligible weights together (the paper's VGG/ResNet setting)
+    global_pruning=False  each layer separately (the paper's LeNet/Conv setting)
+    layer_rates           per-round rates by parameter-name pattern for `prune_fraction`, first match
+                          wins, e.g. {"fc3.weight": 0.1, "conv*": 0.15, "*": 0.2} (paper Table 1)
+    exclude               name patterns never pruned (e.g. the output layer in open_lth's protocol)
+
+    Masks only shrink: a pruned weight is never revived.
+    """
+
+    def __init__(self, global_pruning: bool = True, layer_rates: Mapping[str, float] | None = None, exclude: Iterable[str] = ()):
+        self.global_pruning = bool(global_pruning)
+        self.layer_rates = {p: check_sparsity(r, f"layer_rates[{p!r}]") for p, r in (layer_rates or {}).items()}
+        self.exclude = tuple(exclude)
+
+    def __repr__(self) -> str:
+        return f"MagnitudePruner(global_pruning={self.global_pruning}, layer_rates={self.layer_rates or None}, exclude={self.exclude})"
+
+    def eligible(self, mask: PruningMask) -> list[str]:
+        return [n for n in mask.names if not any(fnmatch.fnmatchcase(n, p) for p in self.exclude)]
+
+    def rate_for(self, name: str, default: float) -> float:
+        for pattern, rate in self.layer_rates.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return rate
+        return default
+
+    def prune(self, model: nn.Module, mask: PruningMask, target_sparsity: float | Mapping[str, float]) -> PruningMask:
+        """Return a new mask at `target_sparsity` (cumulative fraction pruned, not per call).
+
+        A float is the sparsity over all eligible weights (global) or of every eligible layer
+        (per layer); a mapping gives each layer its own target. Exactly round(target * n) weights
+        end up pruned; a target below the current sparsity prunes nothing more.
+        """
+        mask.validate(model)
+        names = self.eligible(mask)
+        if isinstance(target_sparsity, Mapping):
+            unknown = [n for n in target_sparsity if n not in mask.masks]
+            if unknown:
+                raise LotteryTicketError(f"target_sparsity names layers not in the mask: {unknown}; use names from mask.names")
+            targets = {n: check_sparsity(s, f"target_sparsity[{n!r}]") for n, s in target_sparsity.items() if n in names}
+            return self._prune_layers(model, mask, targets)
+        target = check_sparsity(target_sparsity, "target_sparsity")
+        if not self.global_pruning:
+            return self._prune_layers(model, mask, {n: target for n in names})
+        total = sum(mask[n].numel() for n in names)
+        already = sum(mask[n].numel() - int(mask[n].sum()) for n in names)
+        return self._prune_group(model, mask, [names], [round(target * total) - already])
+
+    def prune_fraction(self, model: nn.Module, mask: PruningMask, fraction: float) -> PruningMask:
+        """One IMP round: prune round(rate * remaining) of the surviving weights.
+
+        Global: `fraction` of all surviving eligible weights. Per layer: each layer loses its
+        `layer_rates` rate (or `fraction` where none matches) of its own survivors.
+        """
+        mask.validate(model)
+        fraction = check_sparsity(fraction, "fraction")
+        names = self.eligible(mask)
+        if self.global_pruning and not self.layer_rates:
+            remaining = sum(int(mask[n].sum()) for n in names)
+            return self._prune_group(model, mask, [names], [round(fraction * remaining)])
+        counts = [round(self.rate_for(n, fraction) * int(mask[n].sum())) for n in names]
+        return self._prune_group(model, mask, [[n] for n in names], counts)
+
+    def _prune_layers(self, model, mask, targets: Mapping[str, float]) -> PruningMask:
+        groups, counts = [], []
+        for n, t in targets.items():
+            numel = mask[n].numel()
+            groups.append([n])
+            counts.append(round(t * numel) - (numel - int(mask[n].sum())))
+        return self._prune_group(model, mask, groups, counts)
+
+    @staticmethod
+    def _prune_group(model, mask: PruningMask, groups: list[list[str]], counts: list[int]) -> PruningMask:
+        params = named_parameters(model)
+        new = mask.copy()
+        for names, count in zip(groups, counts):
+            if count <= 0:
+                continue
+            keeps = select_lowest([params[n].detach().abs() for n in names], [mask[n] for n in names], count)
+            for n, k in zip(names, keeps):
+                new.masks[n] = k
+        return new

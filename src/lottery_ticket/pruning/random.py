@@ -1,0 +1,49 @@
+"""Random pruning: the control that keeps each layer's weight count but chooses weights at random."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..mask import PruningMask
+from ..sparsity import check_sparsity
+
+
+class RandomPruner:
+    """Random masks from a seeded generator, so the same seed gives the same control."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def like(self, mask: PruningMask) -> PruningMask:
+        """A random mask with exactly the same number of survivors in every layer as `mask`."""
+        gen = self._generator()
+        masks = {}
+        for name, m in mask.items():
+            keep = torch.zeros(m.numel(), dtype=torch.bool)
+            keep[torch.randperm(m.numel(), generator=gen)[: int(m.sum())]] = True
+            masks[name] = keep.view_as(m)
+        return PruningMask(masks=masks)
+
+    def prune(self, model: nn.Module | None, mask: PruningMask, target_sparsity: float | Mapping[str, float]) -> PruningMask:
+        """Prune random survivors of each layer up to `target_sparsity` (float or per-layer mapping)."""
+        gen = self._generator()
+        new = mask.copy()
+        for name, m in mask.items():
+            target = target_sparsity.get(name) if isinstance(target_sparsity, Mapping) else target_sparsity
+            if target is None:
+                continue
+            target = check_sparsity(target, "target_sparsity")
+            count = round(target * m.numel()) - (m.numel() - int(m.sum()))
+            if count <= 0:
+                continue
+            alive = torch.nonzero(m.reshape(-1)).reshape(-1)
+            chosen = alive[torch.randperm(alive.numel(), generator=gen)[:count]]
+            flat = new.masks[name].view(-1)
+            flat[chosen] = False
+        return new

@@ -1,0 +1,45 @@
+"""Sparsity: one checked number, and the per-round schedule IMP derives from it."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import LotteryTicketError
+
+
+def check_sparsity(value: float, name: str = "sparsity") -> float:
+    """Return `value` as a float in [0, 1), or raise a one-line error saying how to fix it.
+
+    1.0 is refused on purpose: a network with every weight pruned has no ticket to find.
+    """
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        raise LotteryTicketError(f"{name}={value!r} is not a number; pass a fraction in [0, 1), e.g. 0.9") from None
+    if not (0.0 <= s < 1.0) or math.isnan(s):
+        hint = f" (did you mean {s / 100:g}?)" if 1.0 <= s < 100.0 else ""
+        raise LotteryTicketError(f"{name}={value!r} is outside [0, 1); pass the fraction of weights to prune, e.g. 0.9{hint}")
+    return s
+
+
+def check_rounds(value: int, name: str = "pruning_rounds") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LotteryTicketError(f"{name}={value!r} must be an integer >= 1; pass e.g. {name}=5")
+    return value
+
+
+def per_round_rate(target_sparsity: float, rounds: int) -> float:
+    """The fraction of *remaining* weights each round prunes so that `rounds` rounds reach the target.
+
+    (1 - rate) ** rounds == 1 - target_sparsity.
+    """
+    target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
+    rounds = check_rounds(rounds)
+    return 1.0 - (1.0 - target_sparsity) ** (1.0 / rounds)
+
+
+def sparsity_after_round(target_sparsity: float, rounds: int, round_index: int) -> float:
+    """Cumulative sparsity after round `round_index` (1-based) of `rounds`; the last lands exactly on the target."""
+    if round_index >= rounds:
+        return check_sparsity(target_sparsity, "target_sparsity")
+    return 1.0 - (1.0 - per_round_rate(target_sparsity, rounds)) ** round_index
