@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from .errors import LotteryTicketError
@@ -59,9 +59,15 @@ def read_json(path: str | os.PathLike) -> Any:
         raise LotteryTicketError(f"{path} is not valid JSON ({exc}); delete it so the stage is redone") from None
 
 
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> Path:
+_META_KEY = "lottery_ticket"
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write tensors as safetensors. The metadata travels as ONE JSON string under one key: safetensors
+    stores its metadata map in hash order, so several keys would make identical saves differ in bytes."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write_bytes(path, safetensors_bytes(cpu, metadata=dict(metadata) if metadata else None))
+    header = {_META_KEY: json.dumps(dict(metadata), sort_keys=True)} if metadata else None
+    return atomic_write_bytes(path, safetensors_bytes(cpu, metadata=header))
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -82,12 +88,14 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); it may be truncated: delete it and redo that stage") from None
 
 
-def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The string metadata stored in a safetensors header (empty when there is none)."""
-    from safetensors import safe_open
-
+def read_tensor_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata save_tensors stored in a safetensors header (empty when there is none)."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+            raw = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); delete it and redo that stage") from None
+    try:
+        return json.loads(raw[_META_KEY]) if _META_KEY in raw else raw
+    except json.JSONDecodeError:
+        return {}

@@ -8,7 +8,6 @@ saved from a wrapped model loads into a bare one and vice versa.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from typing import Iterable, Iterator, Mapping
 
@@ -207,7 +206,7 @@ class PruningMask:
 
     def save(self, path: str | os.PathLike) -> None:
         # safetensors does not keep insertion order; the layer order travels in the metadata.
-        save_tensors(path, self.masks, metadata={"format": MASK_FORMAT, "order": json.dumps(list(self.masks))})
+        save_tensors(path, self.masks, metadata={"format": MASK_FORMAT, "order": list(self.masks)})
 
     @classmethod
     def load(cls, path: str | os.PathLike, model: nn.Module | None = None) -> "PruningMask":
@@ -221,11 +220,7 @@ class PruningMask:
 
 
 def _stored_order(path, tensors: Mapping[str, torch.Tensor]) -> list[str]:
-    meta = read_tensor_metadata(path)
-    try:
-        order = json.loads(meta.get("order", "null"))
-    except json.JSONDecodeError:
-        order = None
+    order = read_tensor_metadata(path).get("order")
     if not isinstance(order, list) or sorted(order) != sorted(tensors):
         return list(tensors)
     return order

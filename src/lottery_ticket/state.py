@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .errors import LotteryTicketError
-from .io import load_tensors, save_tensors
+from .io import load_tensors, read_tensor_metadata, save_tensors
 from .mask import canonical_name
 
 
@@ -37,8 +37,12 @@ def restore_(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
 
 def save_state(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> None:
     # clone: safetensors refuses tensors that share storage (e.g. tied weights)
-    save_tensors(path, {k: v.clone() for k, v in state.items()}, metadata={"format": "lottery_ticket.state/1"})
+    save_tensors(path, {k: v.clone() for k, v in state.items()}, metadata={"format": "lottery_ticket.state/1", "order": list(state)})
 
 
 def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    return load_tensors(path)
+    tensors = load_tensors(path)
+    order = read_tensor_metadata(path).get("order")
+    if isinstance(order, list) and sorted(order) == sorted(tensors):
+        return {k: tensors[k] for k in order}
+    return tensors

@@ -1,0 +1,40 @@
+import pytest
+import torch
+from torch import nn
+
+
+class TinyMLP(nn.Module):
+    """Small enough to train in milliseconds; two prunable layers plus biases that must never be masked."""
+
+    def __init__(self, inputs: int = 20, hidden: int = 32, classes: int = 3):
+        super().__init__()
+        self.fc1 = nn.Linear(inputs, hidden)
+        self.fc2 = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+@pytest.fixture
+def tiny_mlp():
+    torch.manual_seed(0)
+    return TinyMLP()
+
+
+@pytest.fixture
+def toy_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 20, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return x, y

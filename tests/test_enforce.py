@@ -1,0 +1,108 @@
+"""Masked weights stay exactly zero through training, whatever the optimizer does."""
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import TinyMLP
+from lottery_ticket import MagnitudePruner, MaskEnforcer, PruningMask, enforce_on_every_step, reset_optimizer_state
+from lottery_ticket.mask import named_parameters
+
+OPTIMIZERS = {
+    "sgd-momentum-wd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=5e-3),
+    "sgd-nesterov-wd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-3),
+    "adam-wd": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-2),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+}
+
+
+def pruned_weights_are_zero(model, mask):
+    params = named_parameters(model)
+    return all(torch.all(params[n].detach()[~mask[n]] == 0) for n in mask)
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_pruned_weights_stay_exactly_zero_under_momentum_and_weight_decay(make_optimizer, toy_data):
+    x, y = toy_data
+    model = TinyMLP()
+    optimizer = make_optimizer(model.parameters())
+    # Build momentum / Adam moments on the dense net first, so stale state would revive weights.
+    for _ in range(5):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.8)
+    mask.apply(model)
+    enforcer = MaskEnforcer(mask, model)
+    for _ in range(30):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        enforcer.step(optimizer)
+        assert pruned_weights_are_zero(model, mask)
+    survivors_moved = any((model.fc1.weight.detach()[mask["fc1.weight"]] != 0).tolist())
+    assert survivors_moved
+
+
+def test_without_enforcement_momentum_would_revive_pruned_weights(toy_data):
+    """The control for the test above: proves the scenario really revives weights."""
+    x, y = toy_data
+    model = TinyMLP()
+    optimizer = OPTIMIZERS["sgd-momentum-wd"](model.parameters())
+    for _ in range(5):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.8)
+    mask.apply(model)
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    assert not pruned_weights_are_zero(model, mask)
+
+
+def test_masked_gradients_keep_optimizer_state_of_pruned_weights_at_zero(toy_data):
+    x, y = toy_data
+    model = TinyMLP()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.5)
+    mask.apply(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    enforcer = MaskEnforcer(mask, model)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        enforcer.step(optimizer)
+    state = optimizer.state[model.fc1.weight]
+    assert torch.all(state["exp_avg"][~mask["fc1.weight"]] == 0)
+    assert torch.all(state["exp_avg_sq"][~mask["fc1.weight"]] == 0)
+
+
+def test_reset_clears_momentum_buffers(toy_data):
+    x, y = toy_data
+    model = TinyMLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    assert len(optimizer.state) > 0
+    reset_optimizer_state(optimizer)
+    assert len(optimizer.state) == 0
+
+
+def test_step_hooks_enforce_the_mask_for_training_code_that_knows_no_masks(toy_data):
+    x, y = toy_data
+    model, other = TinyMLP(), TinyMLP()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.7)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    other_optimizer = torch.optim.SGD(other.parameters(), lr=0.1)
+    with enforce_on_every_step(mask, model):
+        for _ in range(10):
+            optimizer.zero_grad()
+            other_optimizer.zero_grad()
+            (nn.functional.cross_entropy(model(x), y) + nn.functional.cross_entropy(other(x), y)).backward()
+            optimizer.step()
+            other_optimizer.step()
+            assert pruned_weights_are_zero(model, mask)
+    assert not pruned_weights_are_zero(other, mask)  # hooks touch only the masked model's optimizer
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()  # hooks are gone once the block ends
+    assert not pruned_weights_are_zero(model, mask)
