@@ -26,8 +26,10 @@ class MaskEnforcer:
         mask.validate(model)
         params = named_parameters(model)
         self.mask = mask
-        self.params = [params[n] for n in mask.names]
-        self.keep = [mask[n].to(device=p.device, dtype=p.dtype) for n, p in zip(mask.names, self.params)]
+        # Fully dense layers need no work: the dense round of IMP then trains at the bare step's speed.
+        names = [n for n in mask.names if not bool(mask[n].all())]
+        self.params = [params[n] for n in names]
+        self.keep = [mask[n].to(device=params[n].device, dtype=params[n].dtype) for n in names]
 
     @torch.no_grad()
     def zero_grads(self) -> None:
@@ -38,7 +40,8 @@ class MaskEnforcer:
 
     @torch.no_grad()
     def zero_weights(self) -> None:
-        torch._foreach_mul_(self.params, self.keep)
+        if self.params:
+            torch._foreach_mul_(self.params, self.keep)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         """optimizer.step() with the mask enforced on both sides of it."""

@@ -60,6 +60,22 @@ def _accuracy(value: float | Mapping[str, Any]) -> tuple[float, dict]:
     return float(value), {}
 
 
+def next_mask(pruner, model: nn.Module, base_mask: PruningMask, target_sparsity: float, rounds: int,
+              round_index: int, one_shot: bool = False) -> PruningMask:
+    """The mask of IMP round `round_index` (1-based), pruned from `model`'s trained weights.
+
+    With per-layer rates (the paper's protocol) each round prunes each layer's rate of its survivors;
+    otherwise the cumulative schedule 1-(1-rate)^r is used so the last round lands on the target.
+    One-shot prunes `base_mask` (the dense mask) straight to that round's level.
+    """
+    if getattr(pruner, "layer_rates", None) and not one_shot:
+        return pruner.prune_fraction(model, base_mask, sparsity_after_round(target_sparsity, rounds, 1))
+    if getattr(pruner, "layer_rates", None):
+        return pruner.prune(model, base_mask, {n: 1 - (1 - pruner.rate_for(n, sparsity_after_round(target_sparsity, rounds, 1))) ** round_index
+                                               for n in pruner.eligible(base_mask)})
+    return pruner.prune(model, base_mask, sparsity_after_round(target_sparsity, rounds, round_index))
+
+
 class LotteryTicketFinder:
     """Find winning tickets by IMP, and run the random-reinit and random-pruning controls.
 
@@ -205,10 +221,7 @@ class LotteryTicketFinder:
                 base_mask = self.masks[0]
             else:
                 base_mask = mask
-            if self.pruner.layer_rates and not self.one_shot:
-                mask = self.pruner.prune_fraction(model, base_mask, sparsity_after_round(target_sparsity, pruning_rounds, 1))
-            else:
-                mask = self.pruner.prune(model, base_mask, sparsity_after_round(target_sparsity, pruning_rounds, r))
+            mask = next_mask(self.pruner, model, base_mask, target_sparsity, pruning_rounds, r, self.one_shot)
             self.masks.append(mask)
             restore_(model, reset_state)
             train = self._train(model, mask, train_fn)

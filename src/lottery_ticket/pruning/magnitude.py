@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 from torch import nn
 
 from ..errors import LotteryTicketError
-from ..mask import PruningMask, named_parameters
+from ..mask import PruningMask, count_alive, named_parameters
 from ..sparsity import check_sparsity
 from .selection import select_lowest
 
@@ -61,7 +61,7 @@ class MagnitudePruner:
         if not self.global_pruning:
             return self._prune_layers(model, mask, {n: target for n in names})
         total = sum(mask[n].numel() for n in names)
-        already = sum(mask[n].numel() - int(mask[n].sum()) for n in names)
+        already = sum(mask[n].numel() - count_alive(mask[n]) for n in names)
         return self._prune_group(model, mask, [names], [round(target * total) - already])
 
     def prune_fraction(self, model: nn.Module, mask: PruningMask, fraction: float) -> PruningMask:
@@ -74,9 +74,9 @@ class MagnitudePruner:
         fraction = check_sparsity(fraction, "fraction")
         names = self.eligible(mask)
         if self.global_pruning and not self.layer_rates:
-            remaining = sum(int(mask[n].sum()) for n in names)
+            remaining = sum(count_alive(mask[n]) for n in names)
             return self._prune_group(model, mask, [names], [round(fraction * remaining)])
-        counts = [round(self.rate_for(n, fraction) * int(mask[n].sum())) for n in names]
+        counts = [round(self.rate_for(n, fraction) * count_alive(mask[n])) for n in names]
         return self._prune_group(model, mask, [[n] for n in names], counts)
 
     def _prune_layers(self, model, mask, targets: Mapping[str, float]) -> PruningMask:
@@ -84,7 +84,7 @@ class MagnitudePruner:
         for n, t in targets.items():
             numel = mask[n].numel()
             groups.append([n])
-            counts.append(round(t * numel) - (numel - int(mask[n].sum())))
+            counts.append(round(t * numel) - (numel - count_alive(mask[n])))
         return self._prune_group(model, mask, groups, counts)
 
     @staticmethod
@@ -94,7 +94,7 @@ class MagnitudePruner:
         for names, count in zip(groups, counts):
             if count <= 0:
                 continue
-            keeps = select_lowest([params[n].detach().abs() for n in names], [mask[n] for n in names], count)
+            keeps = select_lowest([params[n] for n in names], [mask[n] for n in names], count)
             for n, k in zip(names, keeps):
                 new.masks[n] = k
         return new

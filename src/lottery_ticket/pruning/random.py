@@ -7,7 +7,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..mask import PruningMask
+from ..mask import PruningMask, count_alive
 from ..sparsity import check_sparsity
 
 
@@ -26,7 +26,7 @@ class RandomPruner:
         masks = {}
         for name, m in mask.items():
             keep = torch.zeros(m.numel(), dtype=torch.bool)
-            keep[torch.randperm(m.numel(), generator=gen)[: int(m.sum())]] = True
+            keep[torch.randperm(m.numel(), generator=gen)[: count_alive(m)]] = True
             masks[name] = keep.view_as(m)
         return PruningMask(masks=masks)
 
@@ -39,7 +39,7 @@ class RandomPruner:
             if target is None:
                 continue
             target = check_sparsity(target, "target_sparsity")
-            count = round(target * m.numel()) - (m.numel() - int(m.sum()))
+            count = round(target * m.numel()) - (m.numel() - count_alive(m))
             if count <= 0:
                 continue
             alive = torch.nonzero(m.reshape(-1)).reshape(-1)

@@ -1,0 +1,235 @@
+"""The `lottery-ticket` command line. Parses arguments into an ExperimentConfig and hands it on;
+no argparse namespace travels past this module."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from .errors import LotteryTicketError
+
+EPILOG = """examples:
+  lottery-ticket demo                                   # MNIST-1D, offline, ~2 min on a 2-core CPU
+  lottery-ticket find --preset lenet300-mnist --seeds 0,1,2 --controls reinit,random-prune --out runs/lenet
+  lottery-ticket find --model conv4 --dataset cifar10 --budget 2000it --rounds 5 --target-sparsity 0.8 --out runs/c4
+  lottery-ticket resume runs/lenet                      # continue an interrupted run
+  lottery-ticket report runs/lenet                      # table + plots/*.png
+  lottery-ticket list                                   # models, datasets, presets
+"""
+
+
+def _csv_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the dataset files (default: $LOTTERY_TICKET_DATA, then the cache)")
+    p.add_argument("--no-verify-checksums", action="store_true", help="accept data files whose MD5 differs from the official one")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="save mid-training state every N steps (default 500)")
+    p.add_argument("--distributed", action="store_true", help="train with DDP (launch with torchrun)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lottery-ticket", description="Find winning lottery tickets (Frankle & Carbin, ICLR 2019) "
+                                     "by iterative magnitude pruning, with controls, resume, reports and fast export.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    find = sub.add_parser("find", help="run IMP (and controls) into a run folder",
+                          description="Run iterative magnitude pruning: train, prune, reset to θ₀ (or rewind), repeat.")
+    find.add_argument("--preset", help="a paper protocol from `lottery-ticket list` (default: mnist1d-mlp)")
+    find.add_argument("--model", help="override the preset's model")
+    find.add_argument("--dataset", help="override the preset's dataset")
+    find.add_argument("--rounds", type=int, help="number of pruning rounds")
+    find.add_argument("--target-sparsity", type=float, help="fraction of weights pruned after the last round, in [0, 1)")
+    find.add_argument("--rewind-iteration", type=int, help="0: reset to θ₀ (paper); k: rewind to the weights after k steps")
+    find.add_argument("--one-shot", action="store_true", help="prune each level straight from the dense weights")
+    find.add_argument("--global-pruning", dest="global_pruning", action="store_true", default=None, help="rank all layers together")
+    find.add_argument("--layerwise", dest="global_pruning", action="store_false", help="prune each layer separately")
+    find.add_argument("--seeds", type=_csv_ints, help="comma-separated seeds, e.g. 0,1,2")
+    find.add_argument("--controls", type=_csv, help="reinit,random-prune (random reinit and random pruning controls)")
+    find.add_argument("--budget", help="training length per round: '50000it' or '40ep'")
+    find.add_argument("--lr", type=float, help="learning rate")
+    find.add_argument("--batch-size", type=int, help="batch size")
+    find.add_argument("--optimizer", help="sgd | adam | adamw")
+    find.add_argument("--eval-every", help="evaluate every N ('100it', '1ep') for the early-stop iteration")
+    find.add_argument("--early-bird", type=float, metavar="EPS", help="stop dense training once the mask changes by less than EPS")
+    find.add_argument("--out", required=True, help="run folder to create (or to continue, if it holds this same experiment)")
+    _add_run_options(find)
+
+    resume = sub.add_parser("resume", help="continue an interrupted run folder")
+    resume.add_argument("run_dir")
+    _add_run_options(resume)
+
+    rep = sub.add_parser("report", help="print the summary table and write plots/*.png")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--no-plots", action="store_true")
+
+    demo = sub.add_parser("demo", help="the main job in one command: IMP + random-ticket control, EXPERIMENT SUMMARY")
+    demo.add_argument("--dataset", default=None, help="mnist1d (default, offline), mnist, fashion-mnist, cifar10")
+    demo.add_argument("--model", default=None, help="model to use (default: per dataset)")
+    demo.add_argument("--out", default=None, help="run folder (default: a fresh temporary folder)")
+    demo.add_argument("--data-dir")
+    demo.add_argument("--no-verify-checksums", action="store_true")
+    demo.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("list", help="models, datasets and presets")
+
+    bench = sub.add_parser("bench-inference", help="measure dense vs sparse vs INT8 inference of a run's final ticket")
+    bench.add_argument("run_dir")
+    bench.add_argument("--seed", type=int, default=None, help="which seed's ticket (default: the first)")
+    bench.add_argument("--batch-sizes", type=_csv_ints, default=(1, 64, 1024))
+    bench.add_argument("--device", default="cpu")
+    return parser
+
+
+def _default_device(requested: str | None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def config_from_args(args: argparse.Namespace):
+    """Preset + explicit overrides -> a validated ExperimentConfig."""
+    from .experiment.config import ExperimentConfig
+    from .presets import DEFAULT_PRESET, get_preset
+
+    preset = get_preset(args.preset or DEFAULT_PRESET)
+    train_overrides = {k: v for k, v in (("budget", args.budget), ("lr", args.lr), ("batch_size", args.batch_size),
+                                         ("optimizer", args.optimizer), ("eval_every", args.eval_every)) if v is not None}
+    prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("target_sparsity", args.target_sparsity),
+                                         ("rewind_iteration", args.rewind_iteration), ("global_pruning", args.global_pruning)) if v is not None}
+    if args.one_shot:
+        prune_overrides["one_shot"] = True
+    if "target_sparsity" in prune_overrides or "global_pruning" in prune_overrides:
+        # An explicit target replaces the preset's per-layer rates, which would otherwise fix the schedule.
+        prune_overrides.setdefault("layer_rates", {})
+    model = args.model or preset.model
+    model_kwargs = preset.model_kwargs if model == preset.model else {}
+    if model != preset.model:
+        # Rates and exclusions name the preset model's layers; another model keeps only the schedule.
+        prune_overrides.setdefault("layer_rates", {})
+        prune_overrides.setdefault("exclude", ())
+    return ExperimentConfig(
+        model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
+        train=dataclasses.replace(preset.train, **train_overrides),
+        prune=dataclasses.replace(preset.prune, **prune_overrides),
+        seeds=args.seeds or (0,), controls=args.controls or (), preset=preset.name, early_bird=args.early_bird,
+    )
+
+
+def _runner(config, out: str, args, distributed: bool):
+    if distributed:
+        from .distributed import DistributedExperimentRunner as Runner
+    else:
+        from .experiment.runner import ExperimentRunner as Runner
+    progress = not args.quiet and sys.stderr.isatty()
+    return Runner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
+                  device=_default_device(args.device), progress=progress, checkpoint_every=args.checkpoint_every)
+
+
+def cmd_find(args) -> int:
+    from .experiment.report import format_table
+
+    config = config_from_args(args)
+    runner = _runner(config, args.out, args, args.distributed)
+    summary = runner.run()
+    if runner.is_writer:
+        print(format_table(summary, f"{config.model} on {config.dataset}"))
+        print(f"run folder: {args.out}  (lottery-ticket report {args.out} writes plots)")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from .experiment.config import ExperimentConfig
+    from .experiment.report import format_table
+    from .experiment.runfolder import RunFolder
+    from .io import read_json
+
+    folder = RunFolder(Path(args.run_dir))
+    if not folder.config.is_file():
+        raise LotteryTicketError(f"{args.run_dir} holds no config.json; pass a folder made by `lottery-ticket find --out`")
+    config = ExperimentConfig.from_dict(read_json(folder.config)["experiment"])
+    runner = _runner(config, args.run_dir, args, args.distributed)
+    summary = runner.run()
+    if runner.is_writer:
+        print(format_table(summary, f"{config.model} on {config.dataset}"))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .experiment.report import report
+
+    for run_dir in args.run_dirs:
+        print(report(run_dir, plots=not args.no_plots))
+        print()
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .data import DATASETS
+    from .models import MODELS
+    from .presets import PRESETS
+
+    print("models:   " + ", ".join(MODELS))
+    print("datasets: " + ", ".join(DATASETS))
+    print("presets:")
+    for name, preset in PRESETS.items():
+        print(f"  {name:28s} {preset.model} on {preset.dataset}: {preset.train.optimizer} lr {preset.train.lr:g}, "
+              f"batch {preset.train.batch_size}, {preset.train.budget}/round, {preset.prune.rounds} rounds")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(dataset=args.dataset, model=args.model, out=args.out, data_dir=args.data_dir,
+             verify_checksums=not args.no_verify_checksums, progress=not args.quiet and sys.stderr.isatty())
+    return 0
+
+
+def cmd_bench_inference(args) -> int:
+    from .export.cli import bench_run_folder
+
+    print(bench_run_folder(args.run_dir, seed=args.seed, batch_sizes=args.batch_sizes, device=args.device))
+    return 0
+
+
+COMMANDS = {"find": cmd_find, "resume": cmd_resume, "report": cmd_report, "list": cmd_list, "demo": cmd_demo,
+            "bench-inference": cmd_bench_inference}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LotteryTicketError as exc:
+        print(f"lottery-ticket: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        target = getattr(args, "out", None) or getattr(args, "run_dir", None)
+        hint = f"; continue with `lottery-ticket resume {target}`" if target else ""
+        print(f"\nlottery-ticket: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Reports: the summary table (mean ± std over seeds) and the paper's plots, from a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import LotteryTicketError
+from ..io import atomic_write_bytes, read_json
+from .results import KINDS, collect_rows, summarize
+from .runfolder import RunFolder
+
+KIND_LABELS = {"ticket": "ticket (IMP)", "random_reinit": "random reinit", "random_pruning": "random pruning"}
+KIND_STYLES = {"ticket": dict(color="tab:blue", marker="o"), "random_reinit": dict(color="tab:orange", marker="s", linestyle="--"),
+               "random_pruning": dict(color="tab:green", marker="^", linestyle=":")}
+
+
+def load_summary(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], list[dict[str, Any]]]:
+    folder = RunFolder(Path(run_dir))
+    if not folder.config.is_file():
+        raise LotteryTicketError(f"{run_dir} is not a run folder (no config.json); pass the --out folder of `lottery-ticket find`")
+    rows = collect_rows(folder)
+    if not rows:
+        raise LotteryTicketError(f"{run_dir} has no finished rounds yet; run `lottery-ticket resume {run_dir}` first")
+    return folder, summarize(rows), rows
+
+
+def _cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
+    if not stats:
+        return "-"
+    mean, std, n = stats["mean"] * scale, stats["std"] * scale, stats["n"]
+    return (fmt.format(mean) + (" ± " + fmt.format(std) if n > 1 else "")).strip()
+
+
+def format_table(summary: dict[str, Any], title: str = "") -> str:
+    header = ["weights remaining", "test acc: ticket", "random reinit", "random pruning", "early-stop it (ticket)"]
+    lines = []
+    for level in summary["levels"]:
+        pct = f"{level['weights_remaining_pct']:.1f}%" + (" (dense)" if level["round"] == 0 else "")
+        cells = [pct]
+        for kind in KINDS:
+            cells.append(_cell(level.get(kind, {}).get("accuracy")))
+        cells.append(_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))
+        lines.append(cells)
+    widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
+    fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
+    out = [title] if title else []
+    out += [fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in lines]
+    return "\n".join(out)
+
+
+def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> list[Path]:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = summary["levels"]
+    written = []
+
+    def save(fig, name):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(atomic_write_bytes(folder.plots / name, buffer.getvalue()))
+
+    for metric, ylabel, scale, name in (("accuracy", "test accuracy (%)", 100.0, "accuracy_vs_weights.png"),
+                                        ("early_stop_iteration", "early-stop iteration", 1.0, "early_stop_vs_weights.png")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        plotted = False
+        for kind in KINDS:
+            pts = [(lv["weights_remaining_pct"], lv[kind][metric]) for lv in levels if kind in lv and metric in lv[kind]]
+            if kind != "ticket":  # controls start from the dense point, as in the paper's plots
+                dense = levels[0].get("ticket", {}).get(metric)
+                if dense and pts:
+                    pts = [(levels[0]["weights_remaining_pct"], dense)] + pts
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [p[1]["mean"] * scale for p in pts]
+            es = [p[1]["std"] * scale for p in pts]
+            ax.errorbar(xs, ys, yerr=es, label=KIND_LABELS[kind], capsize=3, **KIND_STYLES[kind])
+            plotted = True
+        if not plotted:
+            plt.close(fig)
+            continue
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("% of weights remaining (log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        ax.set_title(title)
+        save(fig, name)
+
+    final = summary["levels"][-1]
+    layer_file = None
+    for sf in folder.seeds():
+        candidate = sf.round_result(final["round"])
+        if candidate.exists():
+            layer_file = candidate
+            break
+    if layer_file is not None:
+        layers = read_json(layer_file)["layer_sparsities"]
+        fig, ax = plt.subplots(figsize=(6.4, 0.35 * len(layers) + 1.5))
+        names = list(layers)
+        ax.barh(names, [100 * (1 - layers[n]) for n in names], color="tab:blue")
+        ax.invert_yaxis()
+        ax.set_xlabel("% of weights remaining")
+        ax.set_title(f"{title} — per-layer density of the final ticket".strip(" —"))
+        ax.grid(True, axis="x", alpha=0.3)
+        save(fig, "layer_sparsity.png")
+    return written
+
+
+def report(run_dir: str | Path, plots: bool = True) -> str:
+    folder, summary, _ = load_summary(run_dir)
+    config = read_json(folder.config)["experiment"]
+    title = f"{config['model']} on {config['dataset']} ({len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})"
+    text = format_table(summary, title)
+    if plots:
+        paths = write_plots(folder, summary, title)
+        text += "\n" + "\n".join(f"wrote {p}" for p in paths)
+    return text

@@ -1,0 +1,64 @@
+"""metrics.csv and summary.json, rebuilt from the per-stage JSON files (so they are always consistent)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from typing import Any
+
+from ..io import atomic_write_text, read_json, write_json
+from .runfolder import RunFolder
+
+METRIC_COLUMNS = ["seed", "round", "kind", "weights_remaining_pct", "sparsity", "num_remaining", "accuracy",
+                  "early_stop_iteration", "early_stop_test_accuracy", "iterations", "train_seconds"]
+KINDS = ("ticket", "random_reinit", "random_pruning")
+
+
+def collect_rows(folder: RunFolder) -> list[dict[str, Any]]:
+    rows = []
+    for sf in folder.seeds():
+        for path in sorted((sf.root / "rounds").glob("round_*.json")) + sorted((sf.root / "controls").glob("*.json")):
+            rows.append(read_json(path))
+    rows.sort(key=lambda r: (r["seed"], r["round"], r["kind"]))
+    return rows
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds of accuracy and early-stop iteration, per round and kind."""
+    levels: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        kind = "ticket" if row["kind"] in ("dense", "ticket") else row["kind"]
+        level = levels.setdefault(row["round"], {"round": row["round"], "weights_remaining_pct": row["weights_remaining_pct"]})
+        level.setdefault(kind, {"accuracy": [], "early_stop_iteration": []})
+        level[kind]["accuracy"].append(row["accuracy"])
+        if row.get("early_stop_iteration") is not None:
+            level[kind]["early_stop_iteration"].append(row["early_stop_iteration"])
+    out = []
+    for r in sorted(levels):
+        level = levels[r]
+        entry = {"round": r, "weights_remaining_pct": level["weights_remaining_pct"]}
+        for kind in KINDS:
+            if kind in level:
+                entry[kind] = {k: _mean_std(v) for k, v in level[kind].items() if v}
+        out.append(entry)
+    dense = out[0]["ticket"]["accuracy"] if out and "ticket" in out[0] else None
+    return {"levels": out, "dense_accuracy": dense, "seeds": sorted({r["seed"] for r in rows})}
+
+
+def write_metrics_and_summary(folder: RunFolder, config) -> dict[str, Any]:
+    rows = collect_rows(folder)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+    atomic_write_text(folder.metrics, buffer.getvalue())
+    summary = {"format": "lottery_ticket.summary/1", "model": config.model, "dataset": config.dataset,
+               "preset": config.preset, **summarize(rows)}
+    write_json(folder.summary, summary)
+    return summary

@@ -1,0 +1,75 @@
+"""The run folder's layout, in one place, so the runner, the report and resume agree on it.
+
+RUN_DIR/
+  config.json                    resolved ExperimentConfig + provenance (git commit, torch, host)
+  metrics.csv                    one row per (seed, round, kind), rebuilt from the round files
+  summary.json                   mean ± std per level over seeds, per kind
+  plots/*.png
+  seed_<s>/init.safetensors      θ₀
+  seed_<s>/rewind.safetensors    weights after k steps (rewind_iteration > 0)
+  seed_<s>/masks/round_XX.safetensors
+  seed_<s>/trained/round_XX.safetensors     weights after training round XX (the next prune reads them)
+  seed_<s>/rounds/round_XX.json             metrics of round XX: written last, so it marks the round done
+  seed_<s>/controls/<kind>_round_XX.json    random reinit / random pruning at that level
+  seed_<s>/checkpoints/<stage>.{safetensors,json}   mid-training state, deleted when the stage is done
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def seed(self, seed: int) -> "SeedFolder":
+        return SeedFolder(self.root / f"seed_{seed}")
+
+    def seeds(self) -> list["SeedFolder"]:
+        return [SeedFolder(p) for p in sorted(self.root.glob("seed_*")) if p.is_dir()]
+
+
+@dataclass(frozen=True)
+class SeedFolder:
+    root: Path
+
+    @property
+    def init(self) -> Path:
+        return self.root / "init.safetensors"
+
+    @property
+    def rewind(self) -> Path:
+        return self.root / "rewind.safetensors"
+
+    def mask(self, r: int) -> Path:
+        return self.root / "masks" / f"round_{r:02d}.safetensors"
+
+    def trained(self, r: int) -> Path:
+        return self.root / "trained" / f"round_{r:02d}.safetensors"
+
+    def round_result(self, r: int) -> Path:
+        return self.root / "rounds" / f"round_{r:02d}.json"
+
+    def control_result(self, kind: str, r: int) -> Path:
+        return self.root / "controls" / f"{kind}_round_{r:02d}.json"
+
+    def checkpoint(self, stage: str) -> Path:
+        return self.root / "checkpoints" / stage

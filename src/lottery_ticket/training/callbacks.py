@@ -1,0 +1,120 @@
+"""Things that happen around the training step: evaluation, progress, checkpoints, divergence checks.
+
+Each callback sees the trainer at fixed moments (train start, after a step, train end) and keeps the
+step itself short. A callback asks for a step only when it needs it (`every`), so the per-step cost
+of an idle callback is one integer comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LotteryTicketError
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+
+class Callback:
+    every: int = 0  # call on_step every N iterations (0: never)
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+
+    def on_step(self, trainer: "Trainer", iteration: int, loss: float) -> None: ...
+
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+class Evaluate(Callback):
+    """Evaluate on the validation split every N steps and remember the early-stopping iteration.
+
+    The paper's early-stopping iteration is the one with the lowest validation loss; the test
+    accuracy reported with it is measured at that same iteration.
+    """
+
+    def __init__(self, every: int, with_test: bool = True):
+        self.every = max(1, int(every))
+        self.with_test = with_test
+        self.history: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer):
+        self.history = []
+        self._measure(trainer, 0)
+
+    def on_step(self, trainer, iteration, loss):
+        self._measure(trainer, iteration)
+
+    def on_train_end(self, trainer):
+        if not self.history or self.history[-1]["iteration"] != trainer.iteration:
+            self._measure(trainer, trainer.iteration)
+
+    def _measure(self, trainer, iteration: int) -> None:
+        row: dict[str, Any] = {"iteration": iteration}
+        split = "val" if trainer.data.val is not None else "test"
+        val = trainer.evaluate(split)
+        row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        if self.with_test and split == "val":
+            test = trainer.evaluate("test")
+            row.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+        self.history.append(row)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.history:
+            return {}
+        best = min(self.history, key=lambda r: (r["val_loss"], r["iteration"]))
+        out = {"early_stop_iteration": best["iteration"], "early_stop_val_loss": best["val_loss"],
+               "early_stop_val_accuracy": best["val_accuracy"]}
+        if "test_accuracy" in best:
+            out["early_stop_test_accuracy"] = best["test_accuracy"]
+        return out
+
+
+class DivergenceGuard(Callback):
+    """Stop with a clear message when the loss becomes NaN/inf (checked every N steps: it syncs)."""
+
+    def __init__(self, every: int = 50):
+        self.every = every
+
+    def on_step(self, trainer, iteration, loss):
+        if not math.isfinite(loss):
+            raise LotteryTicketError(
+                f"training diverged: loss is {loss} at iteration {iteration}; lower the learning rate "
+                "(--lr) or add warmup; earlier rounds are kept and `resume` continues from them"
+            )
+
+
+class Progress(Callback):
+    """A tqdm bar over iterations; silent when disabled (not a TTY, or --quiet)."""
+
+    def __init__(self, total: int, desc: str = "train", enabled: bool = True, every: int = 50):
+        self.total, self.desc, self.enabled, self.every = total, desc, enabled, every
+        self.bar = None
+
+    def on_train_start(self, trainer):
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.desc, leave=False, dynamic_ncols=True)
+            self.bar.update(trainer.iteration)
+
+    def on_step(self, trainer, iteration, loss):
+        if self.bar is not None:
+            self.bar.update(iteration - self.bar.n)
+            self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    def on_train_end(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class OnStep(Callback):
+    """Adapter for the finder's `on_step(iteration, model)` hook (rewind snapshots)."""
+
+    def __init__(self, fn, until: int | None = None):
+        self.fn, self.every, self.until = fn, 1, until
+
+    def on_step(self, trainer, iteration, loss):
+        if self.until is None or iteration <= self.until:
+            self.fn(iteration, trainer.model)

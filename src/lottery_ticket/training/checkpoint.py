@@ -1,0 +1,76 @@
+"""Mid-training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+A checkpoint is two files, written atomically in this order: `<name>.safetensors` (model and
+optimizer tensors) then `<name>.json` (iteration, param groups, callback state, and the SHA-256 of
+the tensor file). The JSON is the commit record: a checkpoint whose JSON is missing, unreadable, or
+whose hash does not match its tensors is ignored and training restarts from the round's start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import LotteryTicketError
+from ..io import load_tensors, read_json, save_tensors, write_json
+from ..state import restore_, snapshot
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, extra: dict[str, Any]) -> None:
+    path = Path(path)
+    tensors = {f"model/{k}": v for k, v in snapshot(model).items()}
+    opt_state = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in opt_state["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{idx}/{key}"] = value.detach().to("cpu", copy=True)
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    tensor_path = path.with_suffix(".safetensors")
+    save_tensors(tensor_path, tensors, metadata={"format": "lottery_ticket.checkpoint/1"})
+    write_json(path.with_suffix(".json"), {
+        "format": "lottery_ticket.checkpoint/1",
+        "iteration": iteration,
+        "param_groups": opt_state["param_groups"],
+        "optimizer_scalars": scalars,
+        "extra": extra,
+        "tensors_sha256": _sha256(tensor_path),
+    })
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """Restore model and optimizer in place; return the JSON record, or None if there is no valid checkpoint."""
+    path = Path(path)
+    meta_path, tensor_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
+    if not meta_path.is_file() or not tensor_path.is_file():
+        return None
+    try:
+        meta = read_json(meta_path)
+        if meta.get("tensors_sha256") != _sha256(tensor_path):
+            return None
+        tensors = load_tensors(tensor_path)
+    except LotteryTicketError:
+        return None
+    restore_(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, idx, name = key.split("/", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, values in meta["optimizer_scalars"].items():
+        state.setdefault(int(idx), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta

@@ -1,0 +1,190 @@
+"""The trainer: one short masked training step, with everything else in callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import Budget, TrainConfig
+from ..enforce import MaskEnforcer
+from ..errors import LotteryTicketError
+from ..mask import PruningMask
+from .callbacks import Callback, DivergenceGuard, Evaluate, OnStep, Progress
+from .checkpoint import load_checkpoint, save_checkpoint
+from .optim import build_optimizer, lr_multiplier, set_lr_
+
+
+class Trainer:
+    """Train a (masked) classifier on in-memory DataSplits with a TrainConfig.
+
+    trainer = Trainer(config, data, device="cpu")
+    metrics = trainer.train(model, mask)          # in place; returns iterations, early stop, history
+    trainer.evaluate("test")                      # {"loss", "accuracy"} of trainer.model
+    finder.find_winning_ticket(model, trainer.as_train_fn(), trainer.as_eval_fn(), ...)
+    """
+
+    def __init__(self, config: TrainConfig, data, device: str | torch.device = "cpu", *,
+                 callbacks: Iterable[Callback] = (), progress: bool = False, eval_batch_size: int = 2000,
+                 checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        from ..data.loader import InMemoryLoader
+
+        self.config, self.data, self.device = config, data, torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        if config.batch_size % world_size:
+            raise LotteryTicketError(f"batch_size={config.batch_size} does not split over {world_size} processes; "
+                                     f"use a multiple of {world_size} (the global batch stays the paper's)")
+        # Each rank takes its shard of every global batch, so the global batch (and the results) match one process.
+        self.loader = InMemoryLoader(data.train, config.batch_size // world_size, mean=data.mean, std=data.std, shuffle=True,
+                                     seed=config.data_seed, augment=config.augment, drop_last=True, device=self.device,
+                                     rank=rank, world_size=world_size)
+        self.steps_per_epoch = len(self.loader)
+        self.total_iterations = Budget.parse(config.budget).iterations(self.steps_per_epoch)
+        eval_every = Budget.parse(config.eval_every).iterations(self.steps_per_epoch) if config.eval_every else 0
+        self.evaluator = Evaluate(eval_every) if eval_every else None
+        self.extra_callbacks = list(callbacks)
+        self.progress = progress
+        self.eval_batch_size = eval_batch_size
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.checkpoint_every = checkpoint_every
+        self._eval_loaders: dict[str, Any] = {}
+        self.model: nn.Module | None = None
+        self.iteration = 0
+
+    # ---- the step -------------------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.forward(x), y)
+        loss.backward()
+        self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() -> zero pruned weights
+        if self.lr_factor is not None:
+            set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration + 1))
+        return loss.detach()
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def train(self, model: nn.Module, mask: PruningMask | None = None, on_step: Callable | None = None) -> dict[str, Any]:
+        self._prepare(model, mask)
+        callbacks = self._callbacks(on_step)
+        resumed = self._resume()
+        for cb in callbacks:
+            cb.on_train_start(self)
+        if resumed and self.evaluator is not None:
+            self.evaluator.history = resumed["extra"]["eval_history"]
+        loss = torch.zeros(())
+        epoch, skip = divmod(self.iteration, self.steps_per_epoch)
+        while self.iteration < self.total_iterations:
+            self.loader.set_epoch(epoch)
+            for batch_index, (x, y) in enumerate(self.loader):
+                if batch_index < skip:  # resuming mid-epoch: replay the epoch's order up to where we stopped
+                    continue
+                loss = self.train_step(x, y)
+                self.iteration += 1
+                for cb in callbacks:
+                    if cb.every and self.iteration % cb.every == 0:
+                        cb.on_step(self, self.iteration, float(loss))
+                if self.iteration >= self.total_iterations:
+                    break
+            epoch, skip = epoch + 1, 0
+        for cb in callbacks:
+            cb.on_train_end(self)
+        metrics = {"iterations": self.iteration, "final_train_loss": float(loss)}
+        if self.evaluator is not None:
+            metrics.update(self.evaluator.summary(), history=self.evaluator.history)
+        return metrics
+
+    def _prepare(self, model: nn.Module, mask: PruningMask | None) -> None:
+        self.model = model.to(self.device)
+        if self.config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = self.model
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.model, device_ids=ids)
+        if self.config.compile:
+            self.forward = torch.compile(self.forward)
+        self.mask = mask if mask is not None else PruningMask(self.model)
+        self.mask.apply(self.model)
+        self.optimizer = build_optimizer(self.config, self.model)  # fresh state every round: no stale momentum
+        self.enforcer = MaskEnforcer(self.mask, self.model)
+        self.lr_factor = lr_multiplier(self.config, self.total_iterations, self.steps_per_epoch)
+        if self.lr_factor is not None:
+            set_lr_(self.optimizer, self.config.lr * self.lr_factor(0))
+        self.iteration = 0
+        self.model.train()
+
+    def _callbacks(self, on_step: Callable | None) -> list[Callback]:
+        cbs: list[Callback] = [DivergenceGuard()]
+        if self.evaluator is not None:
+            cbs.append(self.evaluator)
+        if on_step is not None:
+            cbs.append(OnStep(on_step))
+        if self.checkpoint_path is not None and self.checkpoint_every and self.rank == 0:
+            cbs.append(_Checkpoint(self.checkpoint_every))
+        cbs.append(Progress(self.total_iterations, enabled=self.progress and self.rank == 0))
+        return cbs + self.extra_callbacks
+
+    def _resume(self) -> dict | None:
+        if self.checkpoint_path is None:
+            return None
+        meta = load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+        if meta is None:
+            return None
+        self.iteration = int(meta["iteration"])
+        torch.set_rng_state(torch.tensor(meta["extra"]["torch_rng"], dtype=torch.uint8))
+        if self.lr_factor is not None:
+            set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration))
+        return meta
+
+    def save_checkpoint(self) -> None:
+        history = self.evaluator.history if self.evaluator is not None else []
+        # The global RNG (dropout) is part of the state: a resumed run must draw the same numbers.
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.iteration,
+                        {"eval_history": history, "torch_rng": torch.get_rng_state().tolist()})
+
+    # ---- evaluation --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str = "test", model: nn.Module | None = None) -> dict[str, float]:
+        from ..data.loader import InMemoryLoader
+
+        model = model if model is not None else self.model
+        dataset = getattr(self.data, split)
+        if split not in self._eval_loaders:
+            self._eval_loaders[split] = InMemoryLoader(dataset, self.eval_batch_size, mean=self.data.mean, std=self.data.std,
+                                                       shuffle=False, device=self.device)
+        was_training = model.training
+        model.eval()
+        loss_sum, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long)
+        for x, y in self._eval_loaders[split]:
+            if self.config.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+        model.train(was_training)
+        n = len(dataset)
+        return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
+
+    # ---- adapters for LotteryTicketFinder ----------------------------------------------------------
+    def as_train_fn(self) -> Callable:
+        def train_fn(model, mask, on_step=None):
+            return self.train(model, mask, on_step=on_step)
+        return train_fn
+
+    def as_eval_fn(self, split: str = "test") -> Callable:
+        def eval_fn(model):
+            return self.evaluate(split, model)
+        return eval_fn
+
+
+class _Checkpoint(Callback):
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_step(self, trainer, iteration, loss):
+        trainer.save_checkpoint()
