@@ -87,6 +87,10 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
             plt.close(fig)
             continue
         ax.set_xscale("log")
+        lo = min(lv["weights_remaining_pct"] for lv in levels)
+        ticks = [t for t in (100, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1) if t >= lo * 0.8]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.invert_xaxis()
         ax.set_xlabel("% of weights remaining (log scale)")
         ax.set_ylabel(ylabel)

@@ -150,7 +150,9 @@ class ExperimentRunner:
             def on_step(iteration, m):
                 if iteration == k and self.is_writer:
                     save_state(sf.rewind, snapshot(m))
-        result = self._train_and_evaluate(model, mask, sf.checkpoint(f"round_{r:02d}"), seed, stage=r, on_step=on_step)
+        callbacks = [self._early_bird()] if r == 0 and self.config.early_bird else []
+        result = self._train_and_evaluate(model, mask, sf.checkpoint(f"round_{r:02d}"), seed, stage=r, on_step=on_step,
+                                          callbacks=callbacks)
         if rewinding and r == 0 and not sf.rewind.exists() and self.is_writer:
             raise LotteryTicketError(f"training ended before rewind_iteration={self.config.prune.rewind_iteration}; "
                                      "use a smaller --rewind-iteration or a longer budget")
@@ -179,14 +181,25 @@ class ExperimentRunner:
             write_json(sf.control_result(name, r), row)
         return row
 
-    def _train_and_evaluate(self, model, mask, checkpoint: Path, seed: int, stage: int, on_step=None) -> dict:
+    def _early_bird(self):
+        from ..training.early_bird import EarlyBird
+
+        p = self.config.prune
+
+        def round_one_mask(model):
+            return next_mask(self.pruner, model, PruningMask(model), p.target_sparsity, p.rounds, 1)
+
+        every = self.config.train.eval_every or "100it"
+        return EarlyBird(round_one_mask, every=_iterations(every, self), threshold=self.config.early_bird)
+
+    def _train_and_evaluate(self, model, mask, checkpoint: Path, seed: int, stage: int, on_step=None, callbacks=()) -> dict:
         from dataclasses import replace
 
         train_config = replace(self.config.train, data_seed=self.config.train.data_seed + seed)
         trainer = self._make_trainer(train_config, checkpoint)
         torch.manual_seed(seed * 100_003 + stage)  # dropout etc.: a fixed stream per stage
         started = time.perf_counter()
-        metrics = trainer.train(model, mask, on_step=on_step)
+        metrics = trainer.train(model, mask, on_step=on_step, callbacks=callbacks)
         seconds = time.perf_counter() - started
         test = trainer.evaluate("test", model)
         for suffix in (".json", ".safetensors"):
@@ -206,6 +219,13 @@ class ExperimentRunner:
         es = f", early stop {row['early_stop_iteration']:,} it" if "early_stop_iteration" in row else ""
         self.log(f"seed {seed} round {r}/{self.config.prune.rounds}: {label}, accuracy {100 * row['accuracy']:.2f}%"
                  f"{es} [{row['train_seconds']:.0f} s]")
+
+
+def _iterations(budget: str, runner: "ExperimentRunner") -> int:
+    from ..config import Budget
+
+    steps_per_epoch = max(1, len(runner.data.train) // runner.config.train.batch_size)
+    return Budget.parse(budget).iterations(steps_per_epoch)
 
 
 def _mask_stats(mask: PruningMask) -> dict:

@@ -46,6 +46,7 @@ class Trainer:
         self.total_iterations = Budget.parse(config.budget).iterations(self.steps_per_epoch)
         eval_every = Budget.parse(config.eval_every).iterations(self.steps_per_epoch) if config.eval_every else 0
         self.evaluator = Evaluate(eval_every) if eval_every else None
+        self._base_callbacks = list(callbacks)
         self.extra_callbacks = list(callbacks)
         self.progress = progress
         self.eval_batch_size = eval_batch_size
@@ -66,8 +67,10 @@ class Trainer:
         return loss.detach()
 
     # ---- the loop --------------------------------------------------------------------------------
-    def train(self, model: nn.Module, mask: PruningMask | None = None, on_step: Callable | None = None) -> dict[str, Any]:
+    def train(self, model: nn.Module, mask: PruningMask | None = None, on_step: Callable | None = None,
+              callbacks: Iterable[Callback] = ()) -> dict[str, Any]:
         self._prepare(model, mask)
+        self.extra_callbacks = self._base_callbacks + list(callbacks)
         callbacks = self._callbacks(on_step)
         resumed = self._resume()
         for cb in callbacks:
@@ -86,12 +89,17 @@ class Trainer:
                 for cb in callbacks:
                     if cb.every and self.iteration % cb.every == 0:
                         cb.on_step(self, self.iteration, float(loss))
-                if self.iteration >= self.total_iterations:
+                if self.iteration >= self.total_iterations or self.stop_requested:
                     break
+            if self.stop_requested:
+                break
             epoch, skip = epoch + 1, 0
         for cb in callbacks:
             cb.on_train_end(self)
         metrics = {"iterations": self.iteration, "final_train_loss": float(loss)}
+        for cb in self.extra_callbacks:
+            if hasattr(cb, "summary"):
+                metrics.update(cb.summary())
         if self.evaluator is not None:
             metrics.update(self.evaluator.summary(), history=self.evaluator.history)
         return metrics
@@ -116,6 +124,7 @@ class Trainer:
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(0))
         self.iteration = 0
+        self.stop_requested = False  # set by callbacks (early-bird) to end training early
         self.model.train()
 
     def _callbacks(self, on_step: Callable | None) -> list[Callback]:
