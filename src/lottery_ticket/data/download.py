@@ -1,0 +1,62 @@
+"""Downloading the original files, for users with internet: streamed to a temp file, checked, renamed.
+
+Nothing here runs in the tests against the network; the same code is tested on local file:// URLs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from ..errors import LotteryTicketError
+
+
+def download_file(urls: list[str], dest: Path, md5: str | None) -> Path:
+    """Fetch the first URL that works into `dest`, checking its MD5; never leaves a partial file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in urls:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            h = hashlib.md5()
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    h.update(block)
+                out.flush()
+                os.fsync(out.fileno())
+            if md5 is not None and h.hexdigest() != md5:
+                raise LotteryTicketError(f"MD5 {h.hexdigest()} != expected {md5}")
+            os.replace(tmp, dest)
+            return dest
+        except (OSError, LotteryTicketError, ValueError) as exc:
+            errors.append(f"{url}: {exc}")
+            Path(tmp).unlink(missing_ok=True)
+    raise LotteryTicketError(f"could not download {dest.name} ({'; '.join(errors)}); download it by hand into {dest.parent}")
+
+
+def extract_tar(archive: Path, dest: Path) -> None:
+    """Extract a .tar.gz, refusing members that would land outside `dest` (path traversal)."""
+    dest = dest.resolve()
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not str(target).startswith(str(dest) + os.sep) and target != dest:
+                raise LotteryTicketError(f"{archive} has a member outside the target folder ({member.name}); refusing it")
+            if member.issym() or member.islnk():
+                raise LotteryTicketError(f"{archive} has a link member ({member.name}); refusing it")
+        staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=dest))
+        try:
+            tar.extractall(staging)
+            for item in staging.iterdir():
+                final = dest / item.name
+                if final.exists():
+                    shutil.rmtree(final) if final.is_dir() else final.unlink()
+                os.replace(item, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,79 @@
+"""The CLI end to end on a tiny budget: find -> SIGKILL -> resume -> report, and the demo's summary."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lottery_ticket.cli import main
+
+TINY = ["--preset", "mnist1d-mlp", "--budget", "150it", "--eval-every", "50it", "--rounds", "2",
+        "--target-sparsity", "0.75", "--controls", "reinit,random-prune", "--quiet"]
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lottery_ticket", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def metrics_without_timing(run_dir: Path) -> list[dict]:
+    rows = []
+    for path in sorted(run_dir.rglob("rounds/*.json")) + sorted(run_dir.rglob("controls/*.json")):
+        row = json.loads(path.read_text())
+        row.pop("train_seconds")
+        rows.append(row)
+    return rows
+
+
+def test_find_writes_a_complete_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["find", *TINY, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "weights remaining" in printed and "random reinit" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["experiment"]["prune"]["rounds"] == 2
+    assert {"git_commit", "torch_version", "created"} <= set(config["provenance"])
+    assert (out / "metrics.csv").read_text().count("\n") == 1 + 3 + 2 * 2  # header, 3 ticket rounds, 2 controls x 2
+    for name in ("init.safetensors", "masks/round_00.safetensors", "masks/round_02.safetensors", "rounds/round_02.json",
+                 "controls/random_reinit_round_02.json", "controls/random_pruning_round_01.json"):
+        assert (out / "seed_0" / name).is_file(), name
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("checkpoints/*.json"))
+    assert main(["report", str(out)]) == 0
+    for plot in ("accuracy_vs_weights.png", "early_stop_vs_weights.png", "layer_sparsity.png"):
+        assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
+    reference, crashed = tmp_path / "reference", tmp_path / "crashed"
+    assert main(["find", *TINY, "--out", str(reference)]) == 0
+    cmd = [sys.executable, "-m", "lottery_ticket", "find", *TINY, "--out", str(crashed), "--checkpoint-every", "20"]
+    for delay in (4.0, 6.0):  # kill twice, mid-run; each attempt resumes where the last stopped
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    result = run_cli("resume", str(crashed), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert metrics_without_timing(crashed) == metrics_without_timing(reference)
+    for r in range(3):
+        name = f"seed_0/masks/round_{r:02d}.safetensors"
+        assert (crashed / name).read_bytes() == (reference / name).read_bytes()
+
+
+def test_a_folder_holding_another_experiment_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["find", *TINY, "--out", str(out)]) == 0
+    assert main(["find", *TINY[:-1], "--rounds", "3", "--out", str(out)]) == 2
+    assert "holds a different experiment" in capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_and_nonzero():
+    result = run_cli("find", "--preset", "mnist1d-mlp", "--target-sparsity", "1.5", "--out", "/tmp/never")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "target_sparsity=1.5" in result.stderr
+    assert not Path("/tmp/never").exists()
