@@ -33,10 +33,14 @@ class MaskEnforcer:
 
     @torch.no_grad()
     def zero_grads(self) -> None:
-        pairs = [(p.grad, k) for p, k in zip(self.params, self.keep) if p.grad is not None]
+        grads = [p.grad for p in self.params]
+        if None not in grads:
+            if grads:
+                torch._foreach_mul_(grads, self.keep)
+            return
+        pairs = [(g, k) for g, k in zip(grads, self.keep) if g is not None]
         if pairs:
-            grads, keeps = zip(*pairs)
-            torch._foreach_mul_(list(grads), list(keeps))
+            torch._foreach_mul_([g for g, _ in pairs], [k for _, k in pairs])
 
     @torch.no_grad()
     def zero_weights(self) -> None:

@@ -13,13 +13,20 @@ from ..config import Budget, TrainConfig
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    # foreach: one multi-tensor kernel per op instead of a Python loop per parameter (the default
-    # on CPU is the loop, which dominates the step for small nets like LeNet-300-100).
+    # fused: one kernel per parameter for the whole update. On this CPU it is ~3x faster than foreach for
+    # LeNet-300-100, and, unlike foreach, it does not slow down on the zeros that pruned weights leave in
+    # Adam's second moment (the vectorized sqrt takes a slow path on 0.0: 0.7 ms vs 0.1 ms per 235k values).
+    fast = {"fused": True} if _fused_ok(params) else {"foreach": True}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                               weight_decay=config.weight_decay, foreach=True)
+                               weight_decay=config.weight_decay, **fast)
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **fast)
+
+
+def _fused_ok(params) -> bool:
+    return all(p.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64) and
+               p.device.type in ("cpu", "cuda") for p in params)
 
 
 def lr_multiplier(config: TrainConfig, total_iterations: int, steps_per_epoch: int) -> Callable[[int], float] | None:
