@@ -21,6 +21,13 @@ EPILOG = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem, like every other error of ours."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def _csv_ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
@@ -42,10 +49,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lottery-ticket", description="Find winning lottery tickets (Frankle & Carbin, ICLR 2019) "
+    parser = _Parser(prog="lottery-ticket", description="Find winning lottery tickets (Frankle & Carbin, ICLR 2019) "
                                      "by iterative magnitude pruning, with controls, resume, reports and fast export.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     find = sub.add_parser("find", help="run IMP (and controls) into a run folder",
                           description="Run iterative magnitude pruning: train, prune, reset to θ₀ (or rewind), repeat.")

@@ -56,6 +56,7 @@ class DistributedExperimentRunner(ExperimentRunner):
             self.log = lambda *a, **k: None
 
     def run(self):
+        self._check_budget()
         self._barrier()
         if self.is_writer:
             self._claim_folder()

@@ -26,6 +26,12 @@ class ExperimentConfig:
                                                                      "Hamming distance between checks falls below this fraction"})
 
     def __post_init__(self):
+        from ..data import DATASETS
+        from ..models import get_model_class
+
+        get_model_class(self.model)  # unknown names fail here, before any folder is touched
+        if self.dataset not in DATASETS:
+            raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
         self.seeds = tuple(int(s) for s in self.seeds)
         if not self.seeds:
             raise LotteryTicketError("seeds is empty; pass e.g. --seeds 0,1,2")

@@ -63,10 +63,19 @@ class ExperimentRunner:
 
     # ---- the whole experiment ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        self._check_budget()
         self._claim_folder()
         for seed in self.config.seeds:
             self.run_seed(seed)
         return write_metrics_and_summary(self.folder, self.config)
+
+    def _check_budget(self) -> None:
+        """Problems that would only surface hours in: catch them before anything is written."""
+        k = self.config.prune.rewind_iteration
+        total = _iterations(self.config.train.budget, self)
+        if k >= total:
+            raise LotteryTicketError(f"rewind_iteration={k} is not below the {total} training steps per round; "
+                                     "pass a smaller --rewind-iteration (e.g. 1-5 % of the budget)")
 
     def _claim_folder(self) -> None:
         """Write config.json, or check that the one there describes this same experiment."""
