@@ -96,6 +96,28 @@ class DistributedExperimentRunner(ExperimentRunner):
                        checkpoint_path=checkpoint, checkpoint_every=self.checkpoint_every,
                        rank=self.rank, world_size=self.world_size)
 
+    def _train_and_evaluate(self, model, mask, checkpoint, seed, stage, on_step=None, callbacks=()):
+        result = super()._train_and_evaluate(model, mask, checkpoint, seed, stage, on_step=on_step, callbacks=callbacks)
+        result["replicas_identical"] = self._replicas_identical(model, mask)
+        return result
+
+    def _replicas_identical(self, model, mask: PruningMask) -> bool:
+        """Every rank must end a stage with the same weights and mask; checked by hashing, not assumed."""
+        import hashlib
+
+        from .state import snapshot
+
+        h = hashlib.sha256()
+        for name, tensor in list(snapshot(model).items()) + [(f"mask/{n}", m) for n, m in mask.items()]:
+            h.update(name.encode())
+            h.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        digests = [None] * self.world_size
+        dist.all_gather_object(digests, h.hexdigest())
+        if len(set(digests)) != 1:
+            raise LotteryTicketError(f"ranks disagree after training ({len(set(digests))} different weight/mask hashes); "
+                                     "this is a bug: please report it with the run folder's config.json")
+        return True
+
     @staticmethod
     def _barrier() -> None:
         if dist.is_initialized():
