@@ -1,49 +1,182 @@
-"""Paper presets: each builds, validates, and its layer-rate patterns name real layers."""
+"""Paper presets: each builds its model, validates, names real layers, and its schedule reaches what it says."""
 
+import dataclasses
 import fnmatch
+import re
+from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from lottery_ticket import LotteryTicketError
+from lottery_ticket.config import Budget, PruneConfig, TrainConfig, from_dict, to_dict
+from lottery_ticket.experiment.config import ExperimentConfig
 from lottery_ticket.models import get_model_class
-from lottery_ticket.presets import PRESETS, get_preset
+from lottery_ticket.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, preset_names, reached_sparsity
 from lottery_ticket.pruning import MagnitudePruner
+from lottery_ticket.sparsity import per_round_rate
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+PER_LAYER = [n for n, p in PRESETS.items() if p.prune.layer_rates]
+GLOBAL = [n for n, p in PRESETS.items() if p.prune.global_pruning and not p.prune.layer_rates]
+
+
+def meta_model(preset: Preset) -> nn.Module:
+    with torch.device("meta"):
+        return get_model_class(preset.model)(**preset.model_kwargs)
+
+
+def linear_weights(model: nn.Module) -> list[str]:
+    return [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_builds_its_model_and_an_experiment_config(name):
+    preset = PRESETS[name]
+    assert preset.name == name and preset.source
+    model = meta_model(preset)
+    assert model.prunable_parameter_names()
+    # ExperimentConfig checks the model and dataset names against their registries.
+    ExperimentConfig(model=preset.model, dataset=preset.dataset, model_kwargs=dict(preset.model_kwargs),
+                     train=preset.train, prune=preset.prune, preset=name)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_configs_survive_a_round_trip_through_their_validation(name):
+    preset = PRESETS[name]
+    assert from_dict(TrainConfig, to_dict(preset.train)) == preset.train
+    assert from_dict(PruneConfig, to_dict(preset.prune)) == preset.prune
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_rate_and_exclusion_pattern_matches_a_prunable_layer(name):
-    import torch
-
     preset = PRESETS[name]
-    with torch.device("meta"):
-        model = get_model_class(preset.model)()
-    names = model.prunable_parameter_names()
-    for pattern in list(preset.prune.layer_rates) + list(preset.prune.exclude):
-        assert any(fnmatch.fnmatchcase(n, pattern) for n in names), pattern
-    assert preset.source
+    names = meta_model(preset).prunable_parameter_names()
+    for pattern in [*preset.prune.layer_rates, *preset.prune.exclude]:
+        assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern!r} matches none of {names}"
 
 
-@pytest.mark.parametrize("name", ["lenet300-mnist", "conv2-cifar10", "conv4-cifar10", "conv6-cifar10"])
-def test_output_layer_is_pruned_at_half_the_fc_rate(name):
-    import torch
-
+@pytest.mark.parametrize("name", PER_LAYER)
+def test_every_layer_gets_an_explicit_rate_and_no_pattern_is_shadowed(name):
     preset = PRESETS[name]
-    with torch.device("meta"):
-        model = get_model_class(preset.model)()
+    names = meta_model(preset).prunable_parameter_names()
+    patterns = list(preset.prune.layer_rates)
+    first_matches = {next(p for p in patterns if fnmatch.fnmatchcase(n, p)) for n in names
+                     if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    assert all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in names)
+    assert first_matches == set(patterns), "a pattern that never wins first-match is dead"
+
+
+@pytest.mark.parametrize("name", PER_LAYER)
+def test_output_layer_is_pruned_at_half_the_rate_of_the_other_fc_layers(name):
+    # F&C Figure 2: "connections to output are pruned at half the rate" of the other fc layers.
+    preset = PRESETS[name]
+    model = meta_model(preset)
     pruner = MagnitudePruner(global_pruning=False, layer_rates=preset.prune.layer_rates)
-    assert pruner.rate_for(model.output_layer_name, 0.2) == pruner.rate_for("fc2.weight", 0.2) / 2
+    hidden_fc = [n for n in linear_weights(model) if n != model.output_layer_name]
+    assert hidden_fc and {pruner.rate_for(n, -1) for n in hidden_fc} == {0.2}
+    assert pruner.rate_for(model.output_layer_name, -1) == 0.1
 
 
-def test_conv6_prunes_its_convs_at_fifteen_percent():
-    pruner = MagnitudePruner(global_pruning=False, layer_rates=PRESETS["conv6-cifar10"].prune.layer_rates)
-    assert pruner.rate_for("convs.0.weight", 0.2) == 0.15
+def test_paper_conv_rates():
+    # F&C Figure 2: conv layers 10 % a round for Conv-2/4, 15 % for Conv-6.
+    for name, rate in (("conv2-cifar10", 0.10), ("conv4-cifar10", 0.10), ("conv6-cifar10", 0.15)):
+        preset = PRESETS[name]
+        pruner = MagnitudePruner(global_pruning=False, layer_rates=preset.prune.layer_rates)
+        convs = [n for n in meta_model(preset).prunable_parameter_names() if n.startswith("convs.")]
+        assert convs and {pruner.rate_for(n, -1) for n in convs} == {rate}, name
 
 
-def test_lenet_reaches_about_3_6_percent_of_hidden_weights_in_15_rounds():
-    preset = PRESETS["lenet300-mnist"]
-    assert preset.prune.rounds == 15 and abs(0.8 ** 15 - 0.035) < 0.001
+@pytest.mark.parametrize("name", PER_LAYER)
+def test_per_layer_target_is_where_the_rounds_actually_end(name):
+    preset = PRESETS[name]
+    assert abs(reached_sparsity(preset) - preset.prune.target_sparsity) < 5e-4
+
+
+@pytest.mark.parametrize("name", GLOBAL)
+def test_global_presets_prune_twenty_percent_a_round(name):
+    preset = PRESETS[name]
+    assert abs(per_round_rate(preset.prune.target_sparsity, preset.prune.rounds) - 0.2) < 1e-5
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_go_past_ninety_percent_sparsity(name):
+    assert reached_sparsity(PRESETS[name]) > 0.9
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS if n.startswith("mnist1d")])
+def test_mnist1d_presets_reach_95_percent(name):
+    assert reached_sparsity(PRESETS[name]) > 0.95
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_schedule_points_fall_inside_the_training_budget(name):
+    train, prune = PRESETS[name].train, PRESETS[name].prune
+    budget = Budget.parse(train.budget)
+    points = [Budget.parse(m) for m in train.milestones] + ([Budget.parse(train.warmup)] if train.warmup else [])
+    assert all(p.unit == budget.unit and 0 < p.amount < budget.amount for p in points)
+    assert list(train.milestones) == sorted(train.milestones, key=lambda m: Budget.parse(m).amount)
+    assert (train.schedule == "step") == bool(train.milestones)
+    if prune.rewind_iteration:
+        assert budget.unit == "it" and prune.rewind_iteration < 0.07 * budget.amount  # Frankle et al.: 0.1 %-7 % in
+
+
+def test_vgg_and_resnet_prune_only_convolutions():
+    # F&C Figure 2: VGG-19 and Resnet-18 prune conv 20 %, fc 0 %.
+    for name in ("vgg19-cifar10", "vgg19-cifar10-rewind", "resnet20-cifar10", "resnet20-cifar10-rewind"):
+        preset = PRESETS[name]
+        model = meta_model(preset)
+        kept = [n for n in model.prunable_parameter_names() if any(fnmatch.fnmatchcase(n, p) for p in preset.prune.exclude)]
+        assert kept == linear_weights(model) == [model.output_layer_name], name
+
+
+def test_paper_hyperparameters():
+    # F&C Figure 2 (optimizer, lr, batch, iterations) and §4 (warmup); open_lth's mnist_lenet_300_100 defaults.
+    expected = {
+        "lenet300-mnist": ("adam", 1.2e-3, 60, "50000it", None),
+        "conv2-cifar10": ("adam", 2e-4, 60, "20000it", None),
+        "conv4-cifar10": ("adam", 3e-4, 60, "25000it", None),
+        "conv6-cifar10": ("adam", 3e-4, 60, "30000it", None),
+        "vgg19-cifar10": ("sgd", 0.1, 64, "112000it", "10000it"),
+        "resnet20-cifar10": ("sgd", 0.03, 128, "30000it", "20000it"),
+        "resnet20-cifar10-rewind": ("sgd", 0.1, 128, "30000it", None),
+        "lenet300-mnist-openlth": ("sgd", 0.1, 128, "40ep", None),
+    }
+    for name, (optimizer, lr, batch, budget, warmup) in expected.items():
+        t = PRESETS[name].train
+        assert (t.optimizer, t.lr, t.batch_size, t.budget, t.warmup) == (optimizer, lr, batch, budget, warmup), name
+    assert PRESETS["lenet300-mnist"].train.eval_every == "100it"
+    assert PRESETS["vgg19-cifar10"].train.milestones == ("56000it", "84000it")
+    assert PRESETS["resnet20-cifar10"].train.milestones == ("20000it", "25000it")
+
+
+def test_get_preset_returns_a_copy_that_does_not_leak_into_the_registry():
+    preset = get_preset("lenet300-mnist")
+    assert preset == PRESETS["lenet300-mnist"] and preset is not PRESETS["lenet300-mnist"]
+    preset.train.lr = 1.0
+    preset.prune.layer_rates["*"] = 0.5
+    preset.model_kwargs["hidden"] = (10, 10)
+    fresh = PRESETS["lenet300-mnist"]
+    assert fresh.train.lr == 1.2e-3 and fresh.prune.layer_rates["*"] == 0.2 and fresh.model_kwargs == {}
+
+
+def test_preset_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["mnist1d-mlp"].model = "lenet300"
 
 
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(LotteryTicketError, match="lenet300-mnist"):
+    with pytest.raises(LotteryTicketError, match="unknown preset 'lenet-mnist'; choose from lenet300-mnist, "):
         get_preset("lenet-mnist")
+
+
+def test_default_preset_and_names():
+    assert DEFAULT_PRESET in PRESETS and preset_names() == list(PRESETS)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_docs_list_every_preset_with_its_final_sparsity(name):
+    row = next((line for line in DOCS.read_text().splitlines() if line.startswith(f"| `{name}` |")), None)
+    assert row is not None, f"docs/models.md has no row for preset {name}"
+    assert re.search(rf"\| {100 * reached_sparsity(PRESETS[name]):.2f} % \|", row), row
