@@ -48,13 +48,27 @@ def test_find_writes_a_complete_run_folder(tmp_path, capsys):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
 
 
+def wait_for(predicate, proc, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     assert main(["find", *TINY, "--out", str(reference)]) == 0
     cmd = [sys.executable, "-m", "lottery_ticket", "find", *TINY, "--out", str(crashed), "--checkpoint-every", "20"]
-    for delay in (4.0, 6.0):  # kill twice, mid-run; each attempt resumes where the last stopped
+    seed = crashed / "seed_0"
+    kill_points = [  # mid-training of the dense round (a checkpoint exists), then mid-way through round 1
+        lambda: any((seed / "checkpoints").glob("round_00.json")),
+        lambda: (seed / "rounds" / "round_01.json").exists() or any((seed / "checkpoints").glob("*round_01.json")),
+    ]
+    for ready in kill_points:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        wait_for(ready, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     result = run_cli("resume", str(crashed), "--quiet")
