@@ -108,7 +108,8 @@ def benchmark_inference(
 ) -> list[dict]:
     """Time every export of (model, mask) at each batch size; one dict per (variant, batch).
 
-    Row keys: variant, batch, latency_us (median), speedup (dense latency / this), max_abs_diff
+    Row keys: variant, batch, latency_us (median over the repeats), latency_iqr_us (their
+    interquartile range: the noise), speedup (dense latency / this), max_abs_diff
     (vs the masked dense model on the same input; None for dense), note, and the environment
     (device, dtype, torch, threads, cpu, cpu_count[, gpu]). A variant that cannot run here has
     latency_us None and says why in note. `threads` defaults to torch.get_num_threads().
@@ -146,8 +147,14 @@ def _bench_batch(built, notes, batch, shape, device, dtype, threads, min_run_tim
     gen = torch.Generator().manual_seed(seed + batch)
     x = torch.randn(batch, *shape, generator=gen).to(device=device, dtype=dtype)
     runnable: dict[str, Callable] = {n: m for n, m in built.items() if m is not None}
-    reference = built["masked-dense"](x).float() if "masked-dense" in built else None
-    outputs = {n: m(x) for n, m in runnable.items()}  # also the warm-up
+    reference = built["masked-dense"](x).float()
+    outputs, notes = {}, dict(notes)
+    for name, module in list(runnable.items()):  # also the warm-up
+        try:
+            outputs[name] = module(x)
+        except RuntimeError as exc:  # a kernel missing for this device/dtype: report it, time the rest
+            del runnable[name]
+            notes[name] = f"failed here: {str(exc).splitlines()[0][:120]}"
     times: dict[str, list[float]] = {n: [] for n in runnable}
     for _ in range(repeats):
         for name, module in runnable.items():
@@ -157,14 +164,16 @@ def _bench_batch(built, notes, batch, shape, device, dtype, threads, min_run_tim
     rows = []
     for name in built:
         if name not in runnable:
-            rows.append({"variant": name, "batch": batch, "latency_us": None, "speedup": None, "max_abs_diff": None,
+            rows.append({"variant": name, "batch": batch, "latency_us": None, "latency_iqr_us": None, "speedup": None, "max_abs_diff": None,
                          "note": notes.get(name, ""), **env})
             continue
         latency = statistics.median(times[name])
+        quartiles = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [latency, latency, latency]
         diff = None
-        if name != "dense" and reference is not None:
+        if name != "dense":
             diff = float((outputs[name].float() - reference).abs().max())
-        rows.append({"variant": name, "batch": batch, "latency_us": latency * 1e6, "speedup": dense_s / latency,
+        rows.append({"variant": name, "batch": batch, "latency_us": latency * 1e6,
+                     "latency_iqr_us": (quartiles[2] - quartiles[0]) * 1e6, "speedup": dense_s / latency,
                      "max_abs_diff": diff, "note": notes.get(name, ""), **env})
     return rows
 
@@ -175,9 +184,10 @@ def format_table(rows: list[dict]) -> str:
         return "(no rows)"
     env = rows[0]
     head = f"device={env['device']} ({env.get('gpu') or env['cpu']}), dtype={env['dtype']}, torch {env['torch']}, threads={env['threads']}"
-    lines = [head, "", "| variant | batch | latency (µs) | speedup vs dense | max abs diff vs masked | note |", "|---|---:|---:|---:|---:|---|"]
+    lines = [head, "", "| variant | batch | latency (µs, median ± IQR/2) | speedup vs dense | max abs diff vs masked | note |",
+             "|---|---:|---:|---:|---:|---|"]
     for r in rows:
-        lat = "—" if r["latency_us"] is None else f"{r['latency_us']:.1f}"
+        lat = "—" if r["latency_us"] is None else f"{r['latency_us']:.1f} ± {r.get('latency_iqr_us', 0.0) / 2:.1f}"
         spd = "—" if r["speedup"] is None else f"{r['speedup']:.2f}x"
         diff = "—" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
         lines.append(f"| {r['variant']} | {r['batch']} | {lat} | {spd} | {diff} | {r['note']} |")

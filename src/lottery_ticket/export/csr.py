@@ -32,9 +32,11 @@ from ..errors import LotteryTicketError
 from ..mask import PruningMask
 from ..sparsity import check_sparsity
 
-# Break-even measured with `python benchmarks/inference.py --sweep` on LeNet-300-100, batch 64, one
-# thread (docs/benchmarks.md): CSR is slower than the dense kernel below ~80% sparsity here.
-DEFAULT_MIN_SPARSITY = 0.8
+# From `python benchmarks/inference.py --sweep` (LeNet-300-100, one thread, docs/benchmarks.md): CSR
+# breaks even with the dense kernel at ~50% sparsity for batch 64, ~70% for batch 1024 and 82-89%
+# (run to run) for batch 1, where the dense kernel is a memory-bound GEMV. 90% is where it wins at
+# every batch size measured; pass a lower min_sparsity when batches are large.
+DEFAULT_MIN_SPARSITY = 0.9
 # Below this many rows of x, MKL's CSR kernel beats the embedding-bag SpMM here (see the docstring).
 EMBEDDING_BAG_MIN_BATCH = 32
 
