@@ -2,6 +2,7 @@
 
     python benchmarks/inference.py                 # the table at batch 1, 64, 1024 (CPU, 1 thread)
     python benchmarks/inference.py --sweep         # CSR vs dense across sparsities: the break-even
+    python benchmarks/inference.py --kernels       # per layer: dense vs torch.sparse.mm vs addmm vs embedding_bag
     python benchmarks/inference.py --gpu           # float16 on CUDA with a 2:4 ticket and the 2:4 path (cc >= 8.0)
 
 The ticket is magnitude-pruned from the *initial* (untrained) weights, 95% in every layer
@@ -96,6 +97,41 @@ def _break_even(points: list[tuple[float, float]]) -> str:
     return f"{crossing:.1%}"
 
 
+def kernels(model: nn.Module, mask: PruningMask, batch: int, threads: int, min_run_time: float, repeats: int) -> None:
+    """Per layer, the CSR formulations SparseLinear chose between, against the dense kernel."""
+    torch.set_num_threads(threads)
+    params = dict(model.named_parameters())
+    print(f"Kernels per layer, {mask.sparsity:.0%}-sparse LeNet-300-100, batch {batch}, threads {threads}, torch {torch.__version__}")
+    print("| layer | dense F.linear | torch.sparse.mm, int64 CSR, x.t() view | addmm, int32 CSR, contiguous xᵀ | embedding_bag SpMM | xᵀ copy |")
+    print("|---|---:|---:|---:|---:|---:|")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for layer in ("fc1", "fc2", "fc3"):
+            w = params[f"{layer}.weight"].detach() * mask[f"{layer}.weight"]
+            b = params[f"{layer}.bias"].detach()
+            csr64 = w.to_sparse_csr()
+            crow, col, values = csr64.crow_indices().int(), csr64.col_indices().int(), csr64.values()
+            csr32 = torch.sparse_csr_tensor(crow, col, values, w.shape)
+            x = torch.randn(batch, w.shape[1], generator=torch.Generator().manual_seed(0))
+            xt = x.t().contiguous()
+            env = {"F": nn.functional, "torch": torch, "x": x, "xt": xt, "w": w, "b": b, "bcol": b[:, None].contiguous(),
+                   "csr64": csr64, "csr32": csr32, "crow": crow, "col": col, "values": values}
+            stmts = {
+                "dense": "F.linear(x, w, b)",
+                "sparse.mm": "torch.sparse.mm(csr64, x.t()).t() + b",
+                "addmm": "torch.addmm(bcol, csr32, xt)",
+                "embedding_bag": "F.embedding_bag(col, xt, crow, mode='sum', per_sample_weights=values, include_last_offset=True).add_(bcol)",
+                "transpose": "x.t().contiguous()",
+            }
+            times = {k: [] for k in stmts}
+            for _ in range(repeats):
+                for name, stmt in stmts.items():
+                    times[name].append(tbench.Timer(stmt, globals=env, num_threads=threads).blocked_autorange(min_run_time=min_run_time).median)
+            med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+            print(f"| {layer} {tuple(w.shape)} | {med['dense']:.1f} | {med['sparse.mm']:.1f} | {med['addmm']:.1f} | {med['embedding_bag']:.1f} | {med['transpose']:.1f} |")
+    print("(µs, median; xᵀ copy is paid once per chain of sparse layers, by the first)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sparsity", type=float, default=0.95)
@@ -105,12 +141,17 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats per variant; the median is reported")
     parser.add_argument("--sweep", action="store_true", help="CSR vs dense speed across sparsities 50..99%%")
     parser.add_argument("--sweep-batches", type=int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument("--kernels", action="store_true", help="per-layer timings of the CSR formulations at --sweep-batches")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA in float16 with a 2:4 ticket and the 2:4 path")
     args = parser.parse_args(argv)
 
     model = build_lenet300(seed=0).eval()
     if args.sweep:
         sweep(model, args.sweep_batches, args.threads, args.min_run_time, args.repeats)
+        return
+    if args.kernels:
+        for batch in args.sweep_batches:
+            kernels(model, magnitude_ticket(model, args.sparsity), batch, args.threads, args.min_run_time, args.repeats)
         return
     if args.gpu:
         from lottery_ticket.pruning import Structured24Pruner

@@ -154,7 +154,7 @@ class SparseLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self.nnz}, density={self.density:.4f}, bias={self.bias_column is not None}"
 
 
-def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+def _set_submodule_(root: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     setattr(root.get_submodule(parent_name) if parent_name else root, child, module)
 
@@ -185,7 +185,7 @@ def to_sparse_csr(model: nn.Module, mask: PruningMask | None = None, min_sparsit
                 f"{name}.weight is {weight.dtype}; CPU sparse CSR matmul supports float32/float64 only: call model.float() first"
             )
         if weight_sparsity(weight) >= threshold:
-            _set_submodule(new, name, SparseLinear.from_linear(module))
+            _set_submodule_(new, name, SparseLinear.from_linear(module))
     return new
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import LotteryTicketError
 from ..mask import PruningMask
-from .csr import _set_submodule, to_sparse_csr
+from .csr import _set_submodule_, to_sparse_csr
 
 BACKENDS = ("auto", "ao", "int_mm")
 
@@ -107,10 +107,10 @@ def quantize_int8(model: nn.Module, mask: PruningMask | None = None, *, backend:
                 # type-based spec would also take Linear subclasses).
                 layer = new.get_submodule(name)
                 wrapped = torch.ao.quantization.quantize_dynamic(nn.Sequential(layer), {nn.Linear: qconfig}, dtype=torch.qint8, inplace=False)
-                _set_submodule(new, name, wrapped[0])
+                _set_submodule_(new, name, wrapped[0])
     else:
         for name in names:
-            _set_submodule(new, name, Int8DynamicLinear(new.get_submodule(name)))
+            _set_submodule_(new, name, Int8DynamicLinear(new.get_submodule(name)))
     return new
 
 

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from ..errors import LotteryTicketError
 from ..mask import PruningMask
 from ..pruning.structured import verify_24_pattern
-from .csr import _set_submodule
+from .csr import _set_submodule_
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
 MIN_CAPABILITY = (8, 0)
@@ -166,5 +166,5 @@ def to_semi_structured(model: nn.Module, mask: PruningMask | None = None, *, dty
     for name, shape in plan.items():
         linear = new.get_submodule(name)
         weight, bias = SemiStructuredLinear.pad_weight(linear.weight.detach(), None if linear.bias is None else linear.bias.detach(), shape)
-        _set_submodule(new, name, SemiStructuredLinear(cls.from_dense(weight), bias, linear.in_features, linear.out_features))
+        _set_submodule_(new, name, SemiStructuredLinear(cls.from_dense(weight), bias, linear.in_features, linear.out_features))
     return new
