@@ -128,6 +128,9 @@ def test_sparse_linear_survives_copy_move_and_reload_without_stale_cache():
     doubled = {k: (v * 2 if k in ("values", "bias_column") else v) for k, v in layer.state_dict().items()}
     clone.load_state_dict(doubled)
     torch.testing.assert_close(clone(x), 2 * expected, **CSR_TOL)
+    tripled = {k: (v * 3 if k in ("values", "bias_column") else v.clone()) for k, v in layer.state_dict().items()}
+    clone.load_state_dict(tripled, assign=True)  # replaces the buffers instead of copying into them
+    torch.testing.assert_close(clone(x), 3 * expected, **CSR_TOL)
     torch.testing.assert_close(layer(x), expected, **CSR_TOL)
     wide = copy.deepcopy(layer).double()
     assert wide(x.double()).dtype == torch.float64

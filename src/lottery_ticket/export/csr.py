@@ -52,8 +52,9 @@ class SparseLinear(nn.Module):
     The CSR parts are plain buffers (crow_indices, col_indices, values, bias_column), so
     state_dict, deepcopy and .to(device) work. The torch.sparse_csr tensor over them is built once
     and cached with direct references to the parts (buffer lookups through nn.Module.__getattr__
-    cost ~1 µs each, a third of a batch-1 layer); the cache is dropped whenever a part is replaced,
-    moved or loaded.
+    cost ~1 µs each, a third of a batch-1 layer); the cache is dropped whenever a part is replaced
+    (assignment, load_state_dict(assign=True)) or moved (.to, .double, ...); an in-place load shares
+    the cached tensor's storage and needs nothing.
     """
 
     def __init__(self, crow_indices: torch.Tensor, col_indices: torch.Tensor, values: torch.Tensor,
@@ -88,10 +89,6 @@ class SparseLinear(nn.Module):
     def _apply(self, fn, recurse=True):
         self.__dict__["_kernel"] = None
         return super()._apply(fn, recurse)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self.__dict__["_kernel"] = None
-        return super()._load_from_state_dict(*args, **kwargs)
 
     def __getstate__(self):
         # The cached CSR tensor has no storage that deepcopy/pickle can copy; it is rebuilt on demand.
