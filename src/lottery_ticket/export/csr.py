@@ -165,7 +165,7 @@ def to_sparse_csr(model: nn.Module, mask: PruningMask | None = None, min_sparsit
     """A new module where every nn.Linear at least `min_sparsity` sparse becomes a SparseLinear.
 
     The mask (if given) is applied to the copy first; sparsity is the fraction of exact zeros in the
-    masked weight. `min_sparsity` defaults to DEFAULT_MIN_SPARSITY, the measured break-even; denser
+    masked weight. `min_sparsity` defaults to DEFAULT_MIN_SPARSITY (from the measured break-evens); denser
     layers stay dense (CSR would be slower there). Conv layers and nn.Linear subclasses (e.g. the
     output projection MultiheadAttention reads directly) are left as they are. Inference only.
     """
