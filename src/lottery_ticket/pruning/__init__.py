@@ -2,5 +2,15 @@
 
 from .magnitude import MagnitudePruner
 from .random import RandomPruner
+from .structured import NMConstrainedPruner, NMPruner, Structured24Pruner, nm_mask, verify_24_pattern, verify_nm_pattern
 
-__all__ = ["MagnitudePruner", "RandomPruner"]
+__all__ = [
+    "MagnitudePruner",
+    "NMConstrainedPruner",
+    "NMPruner",
+    "RandomPruner",
+    "Structured24Pruner",
+    "nm_mask",
+    "verify_24_pattern",
+    "verify_nm_pattern",
+]
