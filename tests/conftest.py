@@ -2,6 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+# One thread: the tests' tensors are small, and on a shared 2-core machine a second OpenMP thread waiting
+# for a busy core makes small convolutions up to 100x slower. Subprocess tests keep torch's default.
+torch.set_num_threads(1)
+
 
 class TinyMLP(nn.Module):
     """Small enough to train in milliseconds; two prunable layers plus biases that must never be masked."""

@@ -46,6 +46,10 @@ def test_find_writes_a_complete_run_folder(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     for plot in ("accuracy_vs_weights.png", "early_stop_vs_weights.png", "layer_sparsity.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["bench-inference", str(out), "--batch-sizes", "4"]) == 0
+    table = capsys.readouterr().out
+    assert "round 2" in table and "| csr | 4 |" in table and "size on disk" in table
 
 
 def wait_for(predicate, proc, timeout=120.0):
@@ -59,7 +63,8 @@ def wait_for(predicate, proc, timeout=120.0):
 
 def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    assert main(["find", *TINY, "--out", str(reference)]) == 0
+    # The reference runs as a subprocess too: same thread count as the killed runs, so the same floats.
+    assert run_cli("find", *TINY, "--out", str(reference)).returncode == 0
     cmd = [sys.executable, "-m", "lottery_ticket", "find", *TINY, "--out", str(crashed), "--checkpoint-every", "20"]
     seed = crashed / "seed_0"
     kill_points = [  # mid-training of the dense round (a checkpoint exists), then mid-way through round 1

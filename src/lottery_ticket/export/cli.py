@@ -1,0 +1,55 @@
+"""`lottery-ticket bench-inference RUN_DIR`: the final ticket of a run folder, measured dense vs sparse vs INT8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import LotteryTicketError
+from ..experiment.config import ExperimentConfig
+from ..experiment.runfolder import RunFolder
+from ..io import read_json
+from ..mask import PruningMask
+from ..state import load_state, restore_
+from .bench import benchmark_inference, format_table
+from .size import storage_sizes
+
+
+def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[torch.nn.Module, PruningMask, int]:
+    """The trained weights and mask of the last finished round of `seed` (default: the first seed)."""
+    from ..data import DATASETS
+    from ..models import build_model, get_model_class
+
+    folder = RunFolder(Path(run_dir))
+    if not folder.config.is_file():
+        raise LotteryTicketError(f"{run_dir} holds no config.json; pass a folder made by `lottery-ticket find --out`")
+    config = ExperimentConfig.from_dict(read_json(folder.config)["experiment"])
+    seed = config.seeds[0] if seed is None else seed
+    sf = folder.seed(seed)
+    finished = sorted(int(p.stem.split("_")[1]) for p in (sf.root / "rounds").glob("round_*.json"))
+    finished = [r for r in finished if sf.trained(r).is_file() and sf.mask(r).is_file()]
+    if not finished:
+        raise LotteryTicketError(f"{run_dir} has no finished round for seed {seed}; run or resume it first")
+    r = finished[-1]
+    spec = DATASETS[config.dataset]
+    kwargs = dict(config.model_kwargs)
+    import inspect
+
+    accepted = inspect.signature(get_model_class(config.model)).parameters
+    if "input_shape" in accepted and spec.input_shape and "input_shape" not in kwargs:
+        kwargs["input_shape"] = tuple(spec.input_shape)
+    model = build_model(config.model, seed=seed, **kwargs)
+    restore_(model, load_state(sf.trained(r)))
+    mask = PruningMask.load(sf.mask(r), model)
+    model.eval()
+    return model, mask, r
+
+
+def bench_run_folder(run_dir: str | Path, seed: int | None = None, batch_sizes=(1, 64, 1024), device: str = "cpu") -> str:
+    model, mask, r = load_final_ticket(run_dir, seed)
+    rows = benchmark_inference(model, mask, batch_sizes=tuple(batch_sizes), device=device, threads=1)
+    sizes = storage_sizes(model, mask)
+    lines = [f"{run_dir}: round {r}, {100 * mask.density:.1f}% of prunable weights remaining", format_table(rows), "",
+             "size on disk (safetensors): " + ", ".join(f"{k} {v['bytes']:,} B" for k, v in sizes.items())]
+    return "\n".join(lines)
