@@ -7,6 +7,7 @@ safetensors (no pickle, so loading a shared file cannot run code); metadata live
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -18,6 +19,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from .errors import LotteryTicketError
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (data files are checked with md5, our checkpoints with sha256)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -8,13 +8,11 @@ import hashlib
 import zlib
 from pathlib import Path
 
+from ..io import file_digest
+
 
 def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def payload_sha256(path: Path) -> str | None:

@@ -8,7 +8,6 @@ whose hash does not match its tensors is ignored and training restarts from the 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import LotteryTicketError
-from ..io import load_tensors, read_json, save_tensors, write_json
+from ..io import file_digest, load_tensors, read_json, save_tensors, write_json
 from ..state import restore_, snapshot
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, extra: dict[str, Any]) -> None:
@@ -47,7 +38,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         "param_groups": opt_state["param_groups"],
         "optimizer_scalars": scalars,
         "extra": extra,
-        "tensors_sha256": _sha256(tensor_path),
+        "tensors_sha256": file_digest(tensor_path),
     })
 
 
@@ -59,7 +50,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         return None
     try:
         meta = read_json(meta_path)
-        if meta.get("tensors_sha256") != _sha256(tensor_path):
+        if meta.get("tensors_sha256") != file_digest(tensor_path):
             return None
         tensors = load_tensors(tensor_path)
     except LotteryTicketError:
