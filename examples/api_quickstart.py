@@ -31,3 +31,11 @@ fresh = MNIST1DMLP()
 half = MagnitudePruner(global_pruning=True).prune(fresh, PruningMask(fresh), 0.5)
 half.apply(fresh)
 print(f"one-shot global prune: sparsity {half.sparsity:.3f}")
+
+# 2:4 structured sparsity (NVIDIA sparse tensor cores): at most 2 of every 4 weights along the input dim.
+from lottery_ticket import Structured24Pruner, verify_24_pattern  # noqa: E402
+
+pruner = Structured24Pruner()
+mask24 = pruner.prune_model(fresh)
+mask24.apply(fresh)
+print(f"2:4 mask sparsity {mask24.sparsity:.3f}; fc1 obeys 2:4: {verify_24_pattern(fresh.fc1.weight)}")
