@@ -60,6 +60,8 @@ def main() -> int:
             print(f"kill {kills}: {len(list(crashed.rglob('rounds/*.json')))} rounds done")
         subprocess.run(find(crashed), check=True, stdout=subprocess.DEVNULL)
         leftovers = [p for p in crashed.rglob("*") if p.name.endswith(".tmp") or p.name.endswith(".part")]
+        for p in leftovers:
+            print(f"leftover: {p.relative_to(crashed)}")
         same = fingerprint(crashed) == fingerprint(reference)
         print(f"{kills} kills; identical masks and metrics: {same}; leftover temp files: {len(leftovers)}")
         return 0 if same and not leftovers else 1

@@ -79,9 +79,18 @@ def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
     result = run_cli("resume", str(crashed), "--quiet")
     assert result.returncode == 0, result.stderr
     assert metrics_without_timing(crashed) == metrics_without_timing(reference)
+    assert not list(crashed.rglob("*.tmp"))  # orphans of a kill mid-write are swept on resume
     for r in range(3):
         name = f"seed_0/masks/round_{r:02d}.safetensors"
         assert (crashed / name).read_bytes() == (reference / name).read_bytes()
+
+
+def test_a_kill_while_writing_config_leaves_a_folder_that_find_still_accepts(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".config.json.abc123.tmp").write_text('{"half": ')  # what SIGKILL mid-write leaves
+    assert main(["find", *TINY, "--out", str(out)]) == 0
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_a_folder_holding_another_experiment_is_refused(tmp_path, capsys):

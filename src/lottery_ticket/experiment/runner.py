@@ -80,6 +80,7 @@ class ExperimentRunner:
     def _claim_folder(self) -> None:
         """Write config.json, or check that the one there describes this same experiment."""
         if self.folder.config.exists():
+            self._sweep_temp_files()
             existing = read_json(self.folder.config)
             if existing.get("experiment") != _jsonable(self.config.identity()):
                 theirs = existing.get("experiment", {})
@@ -90,11 +91,18 @@ class ExperimentRunner:
                     "pass a new --out, or `lottery-ticket resume` it with its own settings"
                 )
             return
-        if self.folder.root.exists() and any(self.folder.root.iterdir()):
+        if self.folder.root.exists() and any(not p.name.endswith(".tmp") for p in self.folder.root.iterdir()):
             raise LotteryTicketError(f"{self.folder.root} is not empty and holds no config.json; pass a new or empty --out")
+        self._sweep_temp_files()  # a kill while config.json itself was being written
         if self.is_writer:
             write_json(self.folder.config, {"format": "lottery_ticket.run/1", "experiment": _jsonable(self.config.identity()),
                                             "provenance": provenance()})
+
+    def _sweep_temp_files(self) -> None:
+        """A SIGKILL between creating a temp file and renaming it leaves an orphan; nothing ever reads one."""
+        if self.is_writer and self.folder.root.exists():
+            for orphan in self.folder.root.rglob(".*.tmp"):
+                orphan.unlink(missing_ok=True)
 
     @property
     def data(self):
