@@ -1,6 +1,6 @@
 """Exact, deterministic selection of the k lowest-magnitude surviving weights.
 
-Why numpy: `torch.quantile` refuses tensors over 16M elements and `torch.kthvalue` takes ~6 s on
+Why numpy: torch's quantile function refuses tensors over 16M elements and `torch.kthvalue` takes ~6 s on
 VGG19's 143.7M weights here, while an in-place `np.partition` (introselect) takes ~1 s. Memory stays
 near one extra float32 copy of the weights (the survivors' magnitudes, partitioned in place); every
 other pass walks the weights in chunks of CHUNK elements, so no layer-sized temporary is ever made
