@@ -159,7 +159,9 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     cmd = [sys.executable, "-m", "lottery_ticket", "find", "--preset", "mnist1d-mlp", "--budget", "400it",
            "--rounds", "2", "--quiet", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(5)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out / "seed_0" / "init.safetensors").exists():
+        time.sleep(0.05)  # Ctrl-C once the run is under way (not while Python is still importing torch)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
