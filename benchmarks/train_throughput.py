@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from lottery_ticket import MagnitudePruner, PruningMask
 from lottery_ticket.config import TrainConfig
 from lottery_ticket.data import ArrayDataset, DataSplits, load_dataset
-from lottery_ticket.models import build_model
+from lottery_ticket.models import build_model_for_data
 from lottery_ticket.training import Trainer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -50,7 +50,7 @@ def get_data(name: str, data_dir: str | None) -> tuple[DataSplits, str]:
 
 
 def bare_step_rate(model_name, data, batch, steps):
-    model = build_model(model_name, seed=0, **model_kwargs(model_name, data))
+    model = build_model_for_data(model_name, 0, data.num_classes, data.input_shape)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     mean = torch.tensor(data.mean).view(1, -1, *([1] * (data.train.x.dim() - 2)))
     std = torch.tensor(data.std).view_as(mean)
@@ -67,7 +67,7 @@ def bare_step_rate(model_name, data, batch, steps):
 
 
 def trainer_rate(model_name, data, batch, steps, sparsity):
-    model = build_model(model_name, seed=0, **model_kwargs(model_name, data))
+    model = build_model_for_data(model_name, 0, data.num_classes, data.input_shape)
     mask = PruningMask(model)
     if sparsity:
         mask = MagnitudePruner().prune(model, mask, sparsity)
@@ -78,7 +78,7 @@ def trainer_rate(model_name, data, batch, steps, sparsity):
 
 
 def dataloader_rate(model_name, data, batch, steps):
-    model = build_model(model_name, seed=0, **model_kwargs(model_name, data))
+    model = build_model_for_data(model_name, 0, data.num_classes, data.input_shape)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = data.train.x.float() / 255 if data.train.x.dtype == torch.uint8 else data.train.x
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, data.train.y), batch_size=batch, shuffle=True)
@@ -99,7 +99,7 @@ def enforcement_cost(model_name, data, batch, sparsity, reps=500):
     from lottery_ticket import MaskEnforcer
     from lottery_ticket.data import InMemoryLoader
 
-    model = build_model(model_name, seed=0, **model_kwargs(model_name, data))
+    model = build_model_for_data(model_name, 0, data.num_classes, data.input_shape)
     mask = MagnitudePruner().prune(model, PruningMask(model), sparsity)
     enforcer = MaskEnforcer(mask, model)
     trainer = Trainer(TrainConfig(optimizer="adam", lr=1e-3, batch_size=batch, budget="1it"), data)
@@ -116,15 +116,6 @@ def enforcement_cost(model_name, data, batch, sparsity, reps=500):
         trainer.train_step(x, y)
     step = (time.perf_counter() - start) / (reps // 5)
     return enforce * 1e6, step * 1e6
-
-
-def model_kwargs(model_name, data):
-    import inspect
-
-    from lottery_ticket.models import get_model_class
-
-    accepted = inspect.signature(get_model_class(model_name)).parameters
-    return {k: v for k, v in (("num_classes", data.num_classes), ("input_shape", tuple(data.input_shape))) if k in accepted}
 
 
 def main():

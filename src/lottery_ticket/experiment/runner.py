@@ -8,7 +8,6 @@ the same masks and metrics as an uninterrupted one.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,15 +30,10 @@ RANDOM_MASK_SEED_OFFSET = 20_000
 
 
 def build_model_for(config: ExperimentConfig, data, seed: int) -> torch.nn.Module:
-    """The experiment's model for this data, initialized from `seed` (shape kwargs passed where accepted)."""
-    from ..models import build_model, get_model_class
+    """The experiment's model for this data, initialized from `seed`."""
+    from ..models import build_model_for_data
 
-    kwargs = dict(config.model_kwargs)
-    accepted = inspect.signature(get_model_class(config.model)).parameters
-    for key, value in (("num_classes", data.num_classes), ("input_shape", tuple(data.input_shape))):
-        if key in accepted and key not in kwargs:
-            kwargs[key] = value
-    return build_model(config.model, seed=seed, **kwargs)
+    return build_model_for_data(config.model, seed, data.num_classes, data.input_shape, **config.model_kwargs)
 
 
 def make_pruner(config: ExperimentConfig) -> MagnitudePruner:

@@ -19,7 +19,7 @@ from .size import storage_sizes
 def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[torch.nn.Module, PruningMask, int]:
     """The trained weights and mask of the last finished round of `seed` (default: the first seed)."""
     from ..data import DATASETS
-    from ..models import build_model, get_model_class
+    from ..models import build_model_for_data
 
     folder = RunFolder(Path(run_dir))
     if not folder.config.is_file():
@@ -33,13 +33,7 @@ def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[tor
         raise LotteryTicketError(f"{run_dir} has no finished round for seed {seed}; run or resume it first")
     r = finished[-1]
     spec = DATASETS[config.dataset]
-    kwargs = dict(config.model_kwargs)
-    import inspect
-
-    accepted = inspect.signature(get_model_class(config.model)).parameters
-    if "input_shape" in accepted and spec.input_shape and "input_shape" not in kwargs:
-        kwargs["input_shape"] = tuple(spec.input_shape)
-    model = build_model(config.model, seed=seed, **kwargs)
+    model = build_model_for_data(config.model, seed, spec.num_classes, spec.input_shape, **config.model_kwargs)
     restore_(model, load_state(sf.trained(r)))
     mask = PruningMask.load(sf.mask(r), model)
     model.eval()
