@@ -156,7 +156,7 @@ def test_disk_full_is_a_clear_error_and_leaves_no_partial_file(tmp_path, monkeyp
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lottery_ticket", "find", "--preset", "mnist1d-mlp", "--budget", "400it",
+    cmd = [sys.executable, "-m", "lottery_ticket", "find", "--preset", "mnist1d-mlp", "--budget", "1000it",
            "--rounds", "2", "--quiet", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -164,7 +164,8 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
         time.sleep(0.05)  # Ctrl-C once the run is under way (not while Python is still importing torch)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
+    if (out / "seed_0" / "rounds" / "round_02.json").is_file():
+        # A starved test process can miss the whole run; a Ctrl-C then lands in interpreter shutdown (exit 0 or -2).
         pytest.skip("the run finished before Ctrl-C arrived")
     assert proc.returncode == 130 and f"lottery-ticket resume {out}" in err and "Traceback" not in err
     assert main(["resume", str(out), "--quiet"]) == 0
