@@ -49,6 +49,55 @@ def test_pruned_weights_stay_exactly_zero_under_momentum_and_weight_decay(make_o
     assert not torch.equal(model.fc1.weight.detach()[survivors], at_prune[survivors])  # the rest did train
 
 
+@pytest.mark.parametrize("make_optimizer", [*OPTIMIZERS.values(), lambda p: torch.optim.Adam(p, lr=1e-2, amsgrad=True)],
+                         ids=[*OPTIMIZERS.keys(), "adam-amsgrad"])
+def test_masked_gradients_alone_keep_pruned_weights_exactly_zero_with_a_fresh_optimizer(make_optimizer, toy_data, monkeypatch):
+    """The trainer's fast path: no weight pass at all, yet zeros stay exact (zero weight, grad and state => zero update)."""
+    x, y = toy_data
+    model, _, mask = dense_steps_then_pruned(make_optimizer, x, y)
+    optimizer = make_optimizer(model.parameters())  # fresh, as the trainer builds one every round
+    enforcer = MaskEnforcer(mask, model, optimizer)
+    assert enforcer.weight_pass_free_for is optimizer
+    monkeypatch.setattr(enforcer, "zero_weights", lambda: pytest.fail("the weight pass ran"))
+    before = model.fc1.weight.detach().clone()
+    for _ in range(30):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        enforcer.step(optimizer)
+        assert pruned_weights_are_zero(model, mask)
+    assert not torch.equal(model.fc1.weight.detach(), before)
+
+
+class NoisySGD(torch.optim.SGD):
+    """An update that is not 0 for a zero gradient (like noise injection): only the weight pass can keep zeros."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(1e-3)
+
+
+@pytest.mark.parametrize("case", ["unknown optimizer", "state from before the mask"])
+def test_the_weight_pass_runs_whenever_the_gradients_alone_cannot_guarantee_zeros(case, toy_data):
+    x, y = toy_data
+    if case == "unknown optimizer":
+        model = TinyMLP()
+        mask = MagnitudePruner().prune(model, PruningMask(model), 0.8)
+        mask.apply(model)
+        optimizer = NoisySGD(model.parameters(), lr=0.1)
+    else:  # momentum built on the dense net would move pruned weights on every step
+        model, optimizer, mask = dense_steps_then_pruned(OPTIMIZERS["sgd-momentum-wd"], x, y)
+    enforcer = MaskEnforcer(mask, model, optimizer)
+    assert enforcer.weight_pass_free_for is None
+    for _ in range(5):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        enforcer.step(optimizer)
+        assert pruned_weights_are_zero(model, mask)
+
+
 def test_without_enforcement_momentum_would_revive_pruned_weights(toy_data):
     """The control for the test above: proves the scenario really revives weights."""
     x, y = toy_data

