@@ -8,20 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from conftest import TinyMLP
 from lottery_ticket import LotteryTicketError, LotteryTicketFinder, MagnitudePruner, PruningMask
 from lottery_ticket.pruning import NMConstrainedPruner, NMPruner, Structured24Pruner, nm_mask, verify_24_pattern, verify_nm_pattern
 
 
-class MLP(nn.Module):
-    """Input dims 16 and 12 take 2:4; the biases must never be masked."""
+MLP_KWARGS = {"inputs": 16, "hidden": 12, "classes": 3}  # input dims 16 and 12 take 2:4; biases are never masked
 
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(16, 12)
-        self.fc2 = nn.Linear(12, 3)
 
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
+def MLP():
+    return TinyMLP(**MLP_KWARGS)
 
 
 class ConvNet(nn.Module):
@@ -175,7 +171,7 @@ def test_imp_with_nm_constrained_pruner_gives_24_tickets_every_round(rewind):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 16, generator=g)
     y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
-    finder = LotteryTicketFinder(MLP, {}, seed=0, pruner=NMConstrainedPruner(MagnitudePruner(global_pruning=True)), rewind_iteration=rewind)
+    finder = LotteryTicketFinder(TinyMLP, MLP_KWARGS, seed=0, pruner=NMConstrainedPruner(MagnitudePruner(global_pruning=True)), rewind_iteration=rewind)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no layer of MLP should be skipped
         model, mask, results = finder.find_winning_ticket(

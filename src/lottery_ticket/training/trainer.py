@@ -141,6 +141,8 @@ class Trainer:
     def _resume(self) -> dict | None:
         if self.checkpoint_path is None:
             return None
+        # The restored optimizer state was built under this same mask (0 at pruned positions), so the enforcer's
+        # choice to skip the weight pass, made for the fresh optimizer, still holds.
         meta = load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
         if meta is None:
             return None
