@@ -150,9 +150,9 @@ def test_structured24_is_nm_2_4_and_bad_arguments_are_clear_errors():
 def _train_fn(data):
     x, y = data
 
-    def train(model, mask, on_step=None):
+    def train(model, mask, on_step=None, start_iteration=0):
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        for it in range(1, 9):
+        for it in range(start_iteration + 1, 9):
             opt.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()

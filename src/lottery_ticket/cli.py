@@ -46,6 +46,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="save mid-training state every N steps (default 500)")
     p.add_argument("--distributed", action="store_true", help="train with DDP (launch with torchrun)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train N seeds at once in N processes, one thread each (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--preset", help="a paper protocol from `lottery-ticket list` (default: mnist1d-mlp)")
     find.add_argument("--model", help="override the preset's model")
     find.add_argument("--dataset", help="override the preset's dataset")
-    find.add_argument("--rounds", type=int, help="number of pruning rounds")
-    find.add_argument("--target-sparsity", type=float, help="fraction of weights pruned after the last round, in [0, 1)")
+    find.add_argument("--rounds", type=int, help="number of pruning levels after the dense one")
+    find.add_argument("--rate", type=float, help="fraction of the surviving weights pruned per level (the paper's form; "
+                                                 "replaces the preset's per-layer rates)")
+    find.add_argument("--target-sparsity", type=float, help="instead of a rate: the sparsity of the eligible weights "
+                                                            "after the last level, in [0, 1)")
+    find.add_argument("--pruner", help="pruning criterion: magnitude (default), random, nm, 2:4")
+    find.add_argument("--nm", help="N:M pattern for --pruner nm, e.g. 2:4 or 1:4")
     find.add_argument("--rewind-iteration", type=int, help="0: reset to θ₀ (paper); k: rewind to the weights after k steps")
+    find.add_argument("--rewind-mode", choices=("continue", "restart"), help="continue (default, Frankle et al. 2020): "
+                      "a rewound level trains steps k..T with the schedule and data order at k; restart: T steps from 0")
     find.add_argument("--one-shot", action="store_true", help="prune each level straight from the dense weights")
     find.add_argument("--global-pruning", dest="global_pruning", action="store_true", default=None, help="rank all layers together")
     find.add_argument("--layerwise", dest="global_pruning", action="store_false", help="prune each layer separately")
@@ -112,18 +121,25 @@ def _default_device(requested: str | None) -> str:
 
 def config_from_args(args: argparse.Namespace):
     """Preset + explicit overrides -> a validated ExperimentConfig."""
-    from .experiment.config import ExperimentConfig
+    from .config import ExperimentConfig
     from .presets import DEFAULT_PRESET, get_preset
 
     preset = get_preset(args.preset or DEFAULT_PRESET)
     train_overrides = {k: v for k, v in (("budget", args.budget), ("lr", args.lr), ("batch_size", args.batch_size),
                                          ("optimizer", args.optimizer), ("eval_every", args.eval_every)) if v is not None}
-    prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("target_sparsity", args.target_sparsity),
-                                         ("rewind_iteration", args.rewind_iteration), ("global_pruning", args.global_pruning)) if v is not None}
+    prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("rewind_iteration", args.rewind_iteration),
+                                         ("rewind_mode", args.rewind_mode), ("global_pruning", args.global_pruning),
+                                         ("pruner", args.pruner), ("nm", args.nm)) if v is not None}
     if args.one_shot:
         prune_overrides["one_shot"] = True
-    if "target_sparsity" in prune_overrides or "global_pruning" in prune_overrides:
-        # An explicit target replaces the preset's per-layer rates, which would otherwise fix the schedule.
+    if args.rate is not None and args.target_sparsity is not None:
+        raise LotteryTicketError("--rate and --target-sparsity both given; pass the per-level rate or the final target")
+    if args.rate is not None:
+        prune_overrides.update(rate=args.rate, target_sparsity=None)
+    if args.target_sparsity is not None:
+        prune_overrides.update(target_sparsity=args.target_sparsity, rate=None)
+    if args.rate is not None or args.target_sparsity is not None or args.global_pruning is not None:
+        # An explicit schedule or ranking replaces the preset's per-layer rates, which would otherwise fix it.
         prune_overrides.setdefault("layer_rates", {})
     model = args.model or preset.model
     model_kwargs = preset.model_kwargs if model == preset.model else {}
@@ -140,13 +156,24 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _runner(config, out: str, args, distributed: bool):
+    from .experiment.runner import ExperimentRunner
+    from .imp import SINGLE_PROCESS
+
+    device = _default_device(args.device)
+    collective = SINGLE_PROCESS
     if distributed:
-        from .distributed import DistributedExperimentRunner as Runner
-    else:
-        from .experiment.runner import ExperimentRunner as Runner
+        from .distributed import DDPCollective
+
+        collective = DDPCollective(args.device)
+        device = str(collective.device)
     progress = not args.quiet and sys.stderr.isatty()
-    return Runner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
-                  device=_default_device(args.device), progress=progress, checkpoint_every=args.checkpoint_every)
+    return ExperimentRunner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
+                            device=device, progress=progress, checkpoint_every=args.checkpoint_every,
+                            collective=collective, workers=args.workers, log=print if collective.is_writer else _quiet)
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def cmd_find(args) -> int:
@@ -162,15 +189,10 @@ def cmd_find(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .experiment.config import ExperimentConfig
     from .experiment.report import format_table
-    from .experiment.runfolder import RunFolder
-    from .io import read_json
+    from .experiment.runfolder import RunFolder, read_run_config
 
-    folder = RunFolder(Path(args.run_dir))
-    if not folder.config.is_file():
-        raise LotteryTicketError(f"{args.run_dir} holds no config.json; pass a folder made by `lottery-ticket find --out`")
-    config = ExperimentConfig.from_dict(read_json(folder.config)["experiment"])
+    config = read_run_config(RunFolder(Path(args.run_dir)))
     runner = _runner(config, args.run_dir, args, args.distributed)
     summary = runner.run()
     if runner.is_writer:

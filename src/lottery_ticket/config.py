@@ -79,21 +79,56 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    target_sparsity: float = field(default=0.964, metadata={"help": "fraction of weights pruned at the end"})
-    rounds: int = field(default=15, metadata={"help": "IMP rounds"})
+    pruner: str = field(default="magnitude", metadata={"help": "a criterion from pruning.PRUNERS: magnitude | random | nm | 2:4"})
+    rate: float | None = field(default=None, metadata={"help": "fraction of surviving weights pruned per level "
+                                                               "(the paper's form; default 0.2 unless target_sparsity is set)"})
+    target_sparsity: float | None = field(default=None, metadata={"help": "final sparsity of the eligible weights, "
+                                                                          "reached at level `rounds` (instead of rate)"})
+    rounds: int = field(default=15, metadata={"help": "IMP levels after the dense one"})
     global_pruning: bool = field(default=False, metadata={"help": "rank all layers together"})
-    layer_rates: dict[str, float] = field(default_factory=dict, metadata={"help": "per-round rate by name pattern"})
+    layer_rates: dict[str, float] = field(default_factory=dict, metadata={
+        "help": "per-level rate by name pattern, most specific pattern wins (rate form only)"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "name patterns never pruned"})
-    rewind_iteration: int = field(default=0, metadata={"help": "0 resets to θ₀; k rewinds to step k"})
+    nm: str = field(default="2:4", metadata={"help": "N:M pattern of the nm pruner"})
+    rewind_iteration: int = field(default=0, metadata={"help": "0 resets to θ₀; k rewinds to the weights after step k"})
+    rewind_mode: str = field(default="continue", metadata={
+        "help": "continue: a rewound level trains steps k..T with the LR schedule and data order at k "
+                "(Frankle et al. 2020); restart: T steps from step 0's schedule and data order"})
     one_shot: bool = field(default=False, metadata={"help": "prune each level from the dense weights"})
 
     def __post_init__(self):
-        self.target_sparsity = check_sparsity(self.target_sparsity, "target_sparsity")
+        from .pruning.registry import PRUNERS, parse_nm
+
+        if self.pruner not in PRUNERS:
+            raise LotteryTicketError(f"unknown pruner {self.pruner!r}; choose from {', '.join(PRUNERS)}")
+        parse_nm(self.nm)
+        if self.rate is not None and self.target_sparsity is not None:
+            raise LotteryTicketError("rate and target_sparsity are both set; give the per-level rate (the paper's form) "
+                                     "or the final target, not both")
+        if self.target_sparsity is not None:
+            self.target_sparsity = check_sparsity(self.target_sparsity, "target_sparsity")
+        elif self.rate is None:
+            self.rate = DEFAULT_RATE
+        if self.rate is not None:
+            self.rate = check_sparsity(self.rate, "rate")
         self.rounds = check_rounds(self.rounds, "rounds")
         self.layer_rates = {k: check_sparsity(v, f"layer_rates[{k!r}]") for k, v in dict(self.layer_rates).items()}
+        if self.layer_rates and self.target_sparsity is not None:
+            raise LotteryTicketError("layer_rates need the per-level form; drop target_sparsity and set rate "
+                                     "(the rate of layers no pattern names)")
         self.exclude = tuple(self.exclude)
         if isinstance(self.rewind_iteration, bool) or not isinstance(self.rewind_iteration, int) or self.rewind_iteration < 0:
             raise LotteryTicketError(f"rewind_iteration={self.rewind_iteration!r} must be an integer >= 0")
+        if self.rewind_mode not in ("continue", "restart"):
+            raise LotteryTicketError(f"rewind_mode={self.rewind_mode!r} is unknown; choose continue or restart")
+
+    def schedule(self):
+        from .pruning.schedule import Schedule
+
+        return Schedule(self.rounds, rate=self.rate, target=self.target_sparsity, one_shot=self.one_shot)
+
+
+DEFAULT_RATE = 0.2  # F&C and open_lth prune 20 % of the survivors per level
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
@@ -111,3 +146,128 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
 
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+RUN_FORMAT = "lottery_ticket.run/2"  # run/1: before run identity ignored defaults (see _prune_from_v1)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines an IMP experiment, resolved from a preset and overrides."""
+
+    model: str = field(metadata={"help": "a name from MODELS"})
+    dataset: str = field(metadata={"help": "a name from DATASETS"})
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    seeds: tuple[int, ...] = (0,)
+    controls: tuple[str, ...] = ()
+    preset: str | None = None
+    early_bird: float | None = field(default=None, metadata={"help": "stop dense training when the mask's "
+                                                                     "Hamming distance between checks falls below this fraction"})
+
+    # How much work to do, not what the experiment is: a run folder can be extended along these.
+    EXTENT = ("seeds", "controls", "preset")
+
+    def __post_init__(self):
+        from .data import DATASETS
+        from .imp.controls import CONTROLS
+        from .models import get_model_class
+
+        get_model_class(self.model)  # unknown names fail here, before any folder is touched
+        if self.dataset not in DATASETS:
+            raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        self.seeds = tuple(self.seeds)
+        if any(isinstance(s, bool) or not isinstance(s, int) or not (0 <= s < 2**63) for s in self.seeds):
+            raise LotteryTicketError(f"seeds {list(self.seeds)} must be integers in [0, 2**63); pass e.g. --seeds 0,1,2")
+        if not self.seeds:
+            raise LotteryTicketError("seeds is empty; pass e.g. --seeds 0,1,2")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise LotteryTicketError(f"seeds {list(self.seeds)} repeat a seed; give each seed once")
+        self.controls = tuple(self.controls)
+        bad = [c for c in self.controls if c not in CONTROLS]
+        if bad:
+            raise LotteryTicketError(f"unknown control(s) {bad}; choose from {', '.join(CONTROLS)}")
+        if self.early_bird is not None and not (0 < self.early_bird < 1):
+            raise LotteryTicketError(f"early_bird={self.early_bird!r} must be in (0, 1), e.g. 0.1")
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same experiment: every field that differs from its default.
+
+        Fields at their default are left out (as open_lth's run descriptions do), so adding a new
+        option with a default does not orphan existing run folders. Seeds, controls and (in the
+        per-level rate form) rounds say how much work to do, not what the experiment is, so a finished
+        run can be extended with more of them.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in self.EXTENT:
+                continue
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                diff = _non_default(value, type(value)())
+                if f.name == "prune" and self.prune.rate is not None:
+                    diff.pop("rounds", None)
+                if diff:
+                    out[f.name] = diff
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                out[f.name] = _jsonable(value)
+            elif value != (f.default if f.default is not dataclasses.MISSING else f.default_factory()):
+                out[f.name] = _jsonable(value)
+        return out
+
+    def extended_by(self, other: "ExperimentConfig") -> "ExperimentConfig":
+        """This experiment grown to cover `other`'s seeds, controls and rounds too (same identity)."""
+        seeds = self.seeds + tuple(s for s in other.seeds if s not in self.seeds)
+        controls = self.controls + tuple(c for c in other.controls if c not in self.controls)
+        prune = dataclasses.replace(self.prune, rounds=max(self.prune.rounds, other.prune.rounds))
+        return dataclasses.replace(self, seeds=seeds, controls=controls, prune=prune)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], format: str = RUN_FORMAT) -> "ExperimentConfig":
+        data = dict(data)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise LotteryTicketError(f"unknown experiment key(s) {unknown}; valid keys: {sorted(names)}")
+        if isinstance(data.get("train"), Mapping):
+            data["train"] = from_dict(TrainConfig, data["train"])
+        if isinstance(data.get("prune"), Mapping):
+            prune = dict(data["prune"])
+            if format == "lottery_ticket.run/1":
+                prune = _prune_from_v1(prune)
+            data["prune"] = from_dict(PruneConfig, prune)
+        for key in ("seeds", "controls"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def _prune_from_v1(prune: dict[str, Any]) -> dict[str, Any]:
+    """A run/1 PruneConfig in today's terms, so an old run folder resumes as the same experiment.
+
+    run/1 always stored a target; with per-layer rates it only recorded where the levels end, and layers
+    no pattern named were pruned at per_round_rate(target, rounds). Rewinding restarted the schedule.
+    """
+    from .sparsity import per_round_rate
+
+    if prune.get("layer_rates") and prune.get("target_sparsity") is not None:
+        prune["rate"] = per_round_rate(prune.pop("target_sparsity"), prune["rounds"])
+    if prune.get("rewind_iteration"):
+        prune.setdefault("rewind_mode", "restart")
+    return prune
+
+
+def _non_default(value: Any, default: Any) -> dict[str, Any]:
+    return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+            if _jsonable(getattr(value, f.name)) != _jsonable(getattr(default, f.name))}
+
+
+def _jsonable(obj: Any) -> Any:
+    """The value as JSON would give it back (tuples become lists), so comparisons survive a round trip."""
+    import json
+
+    return json.loads(json.dumps(obj))

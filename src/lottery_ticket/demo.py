@@ -7,9 +7,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from .config import PruneConfig, TrainConfig
+from .config import ExperimentConfig, PruneConfig, TrainConfig
 from .errors import LotteryTicketError
-from .experiment.config import ExperimentConfig
 from .experiment.runner import ExperimentRunner
 
 
@@ -25,20 +24,20 @@ class DemoSetting:
 # CPU-sized budgets, chosen so each demo finishes in minutes on a 2-core CPU (times in docs/demo.md).
 DEMOS = {
     "mnist1d": DemoSetting("mnist1d_mlp", TrainConfig(optimizer="adam", lr=2e-3, batch_size=100, budget="3000it", eval_every="250it"),
-                           PruneConfig(target_sparsity=0.8, rounds=3, global_pruning=False, layer_rates={"fc3.weight": 0.25, "*": 0.45}),
+                           PruneConfig(rate=0.45, rounds=3, global_pruning=False, layer_rates={"fc3.weight": 0.25, "*": 0.45}),
                            "MNIST-1D (generated offline), MLP 40-100-100-10, 3 rounds of IMP (hidden layers -45 %/round, "
                            "output -25 %), 3,000 Adam steps per round, 3 seeds", seeds=(0, 1, 2)),
     "mnist": DemoSetting("lenet300", TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, budget="2000it", eval_every="500it"),
-                         PruneConfig(target_sparsity=0.9, rounds=4, layer_rates={"fc3.weight": 0.2, "*": 0.45}),
+                         PruneConfig(rate=0.45, rounds=4, layer_rates={"fc3.weight": 0.2, "*": 0.45}),
                          "MNIST, LeNet-300-100, 4 rounds, 2,000 steps per round (the paper uses 50,000)"),
     "fashion-mnist": DemoSetting("lenet300", TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, budget="2000it", eval_every="500it"),
-                                 PruneConfig(target_sparsity=0.9, rounds=4, layer_rates={"fc3.weight": 0.2, "*": 0.45}),
+                                 PruneConfig(rate=0.45, rounds=4, layer_rates={"fc3.weight": 0.2, "*": 0.45}),
                                  "Fashion-MNIST, LeNet-300-100, 4 rounds, 2,000 steps per round"),
     # A Conv-4 step at batch 60 takes ~0.2 s on a 2-core CPU and one pass over the 10k test images ~20 s, so this
     # demo is 5 trainings x 300 steps with one final evaluation each (~5-6 min); no early-stop tracking.
     "cifar10": DemoSetting("conv4", TrainConfig(optimizer="adam", lr=3e-4, batch_size=60, budget="300it",
                                                 channels_last=True),
-                           PruneConfig(target_sparsity=0.6, rounds=2, layer_rates={"convs.*": 0.2, "fc3.weight": 0.2, "*": 0.4}),
+                           PruneConfig(rate=0.4, rounds=2, layer_rates={"convs.*": 0.2, "fc3.weight": 0.2, "*": 0.4}),
                            "CIFAR-10, Conv-4, 2 rounds, 300 Adam steps per round (the paper uses 25,000): a CPU-sized "
                            "smoke run, far from converged"),
 }

@@ -4,7 +4,8 @@
 
 Every rank builds θ₀ from the same seed; rank 0 computes each mask and broadcasts it; DDP keeps the
 replicas' weights identical; only rank 0 writes the run folder, and every stage ends at a barrier so
-the other ranks read what rank 0 wrote (rewind point, trained weights) from the same files.
+the other ranks read what rank 0 wrote (rewind point, trained weights) from the same files. All of this
+is the DDPCollective the IMP engine is handed; the engine itself has no distributed branches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import LotteryTicketError
-from .experiment.runner import ExperimentRunner
+from .imp.collective import Collective
 from .mask import PruningMask
 
 
@@ -47,61 +48,24 @@ def broadcast_mask(mask: PruningMask, device: torch.device) -> PruningMask:
     return PruningMask(masks=out)
 
 
-class DistributedExperimentRunner(ExperimentRunner):
-    def __init__(self, config, out_dir, *, device=None, **kwargs):
-        rank, world, dev = init_distributed(device)
-        self.rank, self.world_size = rank, world
-        super().__init__(config, out_dir, device=str(dev), is_writer=(rank == 0), **kwargs)
-        if rank != 0:
-            self.log = lambda *a, **k: None
+class DDPCollective(Collective):
+    """The engine's collaborator for a torchrun job: rank 0 writes, every stage ends at a barrier, masks are
+    broadcast from rank 0, and each trained stage proves by hashing that the replicas agree."""
 
-    def run(self):
-        self._check_budget()
-        self._barrier()
-        if self.is_writer:
-            self._claim_folder()
-        self._barrier()
-        for seed in self.config.seeds:
-            self.run_seed(seed)
-        self._barrier()
-        from .experiment.results import write_metrics_and_summary
+    def __init__(self, device: str | None = None):
+        self.rank, self.world_size, self.device = init_distributed(device)
+        self.is_writer = self.rank == 0
 
-        return write_metrics_and_summary(self.folder, self.config) if self.is_writer else {}
+    def barrier(self) -> None:
+        if dist.is_initialized():
+            dist.barrier()
 
-    def _claim_folder(self) -> None:
-        if self.is_writer:
-            super()._claim_folder()
-
-    def _agree(self, mask: PruningMask) -> PruningMask:
+    def agree(self, mask: PruningMask) -> PruningMask:
         mask = broadcast_mask(mask, self.device if self.device.type == "cuda" else torch.device("cpu"))
-        self._barrier()
+        self.barrier()
         return mask
 
-    def _train_round(self, sf, seed, r, mask, theta0):
-        self._barrier()
-        row = super()._train_round(sf, seed, r, mask, theta0)
-        self._barrier()
-        return row
-
-    def _control(self, sf, seed, r, kind, mask, theta0):
-        self._barrier()
-        row = super()._control(sf, seed, r, kind, mask, theta0)
-        self._barrier()
-        return row
-
-    def _make_trainer(self, train_config, checkpoint):
-        from .training import Trainer
-
-        return Trainer(train_config, self.data, self.device, progress=self.progress and self.is_writer,
-                       checkpoint_path=checkpoint, checkpoint_every=self.checkpoint_every,
-                       rank=self.rank, world_size=self.world_size)
-
-    def _train_and_evaluate(self, model, mask, checkpoint, seed, stage, on_step=None, callbacks=()):
-        result = super()._train_and_evaluate(model, mask, checkpoint, seed, stage, on_step=on_step, callbacks=callbacks)
-        result["replicas_identical"] = self._replicas_identical(model, mask)
-        return result
-
-    def _replicas_identical(self, model, mask: PruningMask) -> bool:
+    def check_replicas(self, model, mask: PruningMask) -> dict:
         """Every rank must end a stage with the same weights and mask; checked by hashing, not assumed."""
         import hashlib
 
@@ -116,9 +80,4 @@ class DistributedExperimentRunner(ExperimentRunner):
         if len(set(digests)) != 1:
             raise LotteryTicketError(f"ranks disagree after training ({len(set(digests))} different weight/mask hashes); "
                                      "this is a bug: please report it with the run folder's config.json")
-        return True
-
-    @staticmethod
-    def _barrier() -> None:
-        if dist.is_initialized():
-            dist.barrier()
+        return {"replicas_identical": True}

@@ -1,13 +1,14 @@
-"""LotteryTicketFinder: iterative magnitude pruning with reset (or rewind) and its controls.
+"""LotteryTicketFinder: IMP and its controls from Python, in memory, on the same engine as the CLI.
 
-    train dense -> prune the smallest weights -> reset survivors to θ₀ (or to iteration k)
+    train dense -> prune the smallest weights -> reset survivors to θ₀ (or rewind to iteration k)
     -> retrain with the mask enforced after every step -> repeat until the target sparsity.
 
 `train_fn(model, mask)` trains in place and may return a dict of metrics (iterations,
-early_stop_iteration, ...); if it also accepts `on_step`, it calls `on_step(iteration, model)`
-after each optimizer step, which is how rewinding (late resetting) gets its snapshot.
-A `train_fn(model)` that knows nothing of masks is supported too: the mask is then enforced by
-optimizer step hooks. `eval_fn(model)` returns an accuracy (float) or a dict with "accuracy".
+early_stop_iteration, ...). If it accepts `on_step`, it calls `on_step(iteration, model)` after each
+optimizer step (how rewinding gets its step-k snapshot); if it accepts `start_iteration`, a rewound
+round starts its schedule and data order there (Frankle et al. 2020). `Trainer.as_train_fn()` does both.
+A `train_fn(model)` that knows nothing of masks works too: the mask is then enforced by optimizer step
+hooks. `eval_fn(model)` returns an accuracy (float) or a dict with "accuracy".
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from torch import nn
 
 from .enforce import enforce_on_every_step
 from .errors import LotteryTicketError
+from .imp import IMP, MemoryStore
+from .imp.controls import CONTROLS
 from .io import read_json, write_json
 from .mask import PruningMask
-from .pruning import MagnitudePruner, RandomPruner
-from .sparsity import check_rounds, check_sparsity, sparsity_after_round
+from .pruning import MagnitudePruner
+from .pruning.base import Pruner
+from .pruning.schedule import Schedule
+from .sparsity import check_rounds, check_sparsity, per_round_rate
 from .state import load_state, restore_, save_state, snapshot
 
 TrainFn = Callable[..., Mapping[str, Any] | None]
@@ -52,28 +57,58 @@ def _positional_count(fn: Callable) -> int:
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
-def _accuracy(value: float | Mapping[str, Any]) -> tuple[float, dict]:
-    if isinstance(value, Mapping):
-        if "accuracy" not in value:
-            raise LotteryTicketError("eval_fn returned a dict without 'accuracy'; return a float or {'accuracy': ...}")
-        return float(value["accuracy"]), {k: v for k, v in value.items() if k != "accuracy"}
-    return float(value), {}
+class _Functions:
+    """The engine's Trainable over a user's train_fn and eval_fn."""
 
+    def __init__(self, finder: "LotteryTicketFinder", template: nn.Module, train_fn: TrainFn, eval_fn: EvalFn):
+        self.finder, self.template, self.train_fn, self.eval_fn = finder, template, train_fn, eval_fn
 
-def next_mask(pruner, model: nn.Module, base_mask: PruningMask, target_sparsity: float, rounds: int,
-              round_index: int, one_shot: bool = False) -> PruningMask:
-    """The mask of IMP round `round_index` (1-based), pruned from `model`'s trained weights.
+    def build_model(self, seed: int) -> nn.Module:
+        if self.finder.model_class is not None:
+            return self.finder.build_model(seed)
+        fresh = copy.deepcopy(self.template)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for module in fresh.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        return fresh
 
-    With per-layer rates (the paper's protocol) each round prunes each layer's rate of its survivors;
-    otherwise the cumulative schedule 1-(1-rate)^r is used so the last round lands on the target.
-    One-shot prunes `base_mask` (the dense mask) straight to that round's level.
-    """
-    if getattr(pruner, "layer_rates", None) and not one_shot:
-        return pruner.prune_fraction(model, base_mask, sparsity_after_round(target_sparsity, rounds, 1))
-    if getattr(pruner, "layer_rates", None):
-        return pruner.prune(model, base_mask, {n: 1 - (1 - pruner.rate_for(n, sparsity_after_round(target_sparsity, rounds, 1))) ** round_index
-                                               for n in pruner.eligible(base_mask)})
-    return pruner.prune(model, base_mask, sparsity_after_round(target_sparsity, rounds, round_index))
+    def train(self, model, mask, *, stage, start_iteration, on_step, callbacks):
+        mask.apply(model)
+        kwargs: dict[str, Any] = {}
+        if on_step is not None:
+            if not _accepts(self.train_fn, "on_step"):
+                raise LotteryTicketError(
+                    "rewind_iteration needs a train_fn(model, mask, on_step=None) that calls on_step(iteration, model) "
+                    "after each optimizer step; lottery_ticket.Trainer.as_train_fn() does this")
+            kwargs["on_step"] = on_step
+        if start_iteration:
+            if not _accepts(self.train_fn, "start_iteration"):
+                raise LotteryTicketError(
+                    "a rewound round continues from step k (Frankle et al. 2020): give train_fn a start_iteration "
+                    "argument that starts the LR schedule and data order there (Trainer.as_train_fn() has one), "
+                    "or pass LotteryTicketFinder(..., rewind_mode='restart') to train from step 0's schedule")
+            kwargs["start_iteration"] = start_iteration
+        if _positional_count(self.train_fn) >= 2:
+            metrics = self.train_fn(model, mask, **kwargs)
+            if not mask.is_applied(model):
+                raise LotteryTicketError(
+                    "train_fn left pruned weights non-zero; call mask.apply(model) after every optimizer.step() "
+                    "(or use lottery_ticket.Trainer, or a train_fn(model) and let the finder enforce the mask)")
+        else:
+            with enforce_on_every_step(mask, model):
+                metrics = self.train_fn(model, **kwargs)
+            mask.apply(model)
+        return dict(metrics or {})
+
+    def evaluate(self, model) -> dict:
+        value = self.eval_fn(model)
+        if isinstance(value, Mapping):
+            if "accuracy" not in value:
+                raise LotteryTicketError("eval_fn returned a dict without 'accuracy'; return a float or {'accuracy': ...}")
+            return {**value, "accuracy": float(value["accuracy"])}
+        return {"accuracy": float(value)}
 
 
 class LotteryTicketFinder:
@@ -81,9 +116,10 @@ class LotteryTicketFinder:
 
     model_class, model_kwargs  how to build the network (also used for the reinit control)
     device                     where training runs
-    seed                       init seed for θ₀; the reinit control uses seed + 1
-    pruner                     default MagnitudePruner(global_pruning=True)
+    seed                       init seed for θ₀; the controls' seeds derive from it (lottery_ticket.imp.controls)
+    pruner                     default MagnitudePruner(global_pruning=True); any lottery_ticket.pruning.Pruner
     rewind_iteration           0 resets to θ₀ (the paper); k > 0 rewinds to the weights after k steps
+    rewind_mode                "continue" (Frankle et al. 2020: train steps k..T) or "restart" (T steps from 0)
     one_shot                   prune each level straight from the dense-trained weights
     """
 
@@ -94,8 +130,9 @@ class LotteryTicketFinder:
         device: str | torch.device = "cpu",
         *,
         seed: int = 0,
-        pruner: MagnitudePruner | None = None,
+        pruner: Pruner | None = None,
         rewind_iteration: int = 0,
+        rewind_mode: str = "continue",
         one_shot: bool = False,
     ):
         self.model_class = model_class
@@ -105,14 +142,16 @@ class LotteryTicketFinder:
         self.pruner = pruner or MagnitudePruner(global_pruning=True)
         if isinstance(rewind_iteration, bool) or not isinstance(rewind_iteration, int) or rewind_iteration < 0:
             raise LotteryTicketError(f"rewind_iteration={rewind_iteration!r} must be an integer >= 0 (0 resets to θ₀)")
-        self.rewind_iteration = rewind_iteration
+        if rewind_mode not in ("continue", "restart"):
+            raise LotteryTicketError(f"rewind_mode={rewind_mode!r} is unknown; choose continue or restart")
+        self.rewind_iteration, self.rewind_mode = rewind_iteration, rewind_mode
         self.one_shot = bool(one_shot)
         self.initial_state: dict[str, torch.Tensor] | None = None
         self.rewind_state: dict[str, torch.Tensor] | None = None
         self.masks: list[PruningMask] = []
         self.results: dict[str, Any] = {}
+        self._imp: IMP | None = None
 
-    # ---- building models -------------------------------------------------------------------
     def build_model(self, seed: int | None = None) -> nn.Module:
         """A fresh network from `model_class(**model_kwargs)`, initialized from `seed`."""
         if self.model_class is None:
@@ -122,69 +161,13 @@ class LotteryTicketFinder:
             model = self.model_class(**self.model_kwargs)
         return model.to(self.device)
 
-    def _reinitialized_copy(self, model: nn.Module, seed: int) -> nn.Module:
-        if self.model_class is not None:
-            return self.build_model(seed)
-        fresh = copy.deepcopy(model)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for module in fresh.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
-        return fresh
+    def schedule(self, target_sparsity: float, pruning_rounds: int) -> Schedule:
+        """With per-layer rates, each round prunes each layer's rate (layers no pattern names: the rate that reaches
+        `target_sparsity` in `pruning_rounds`); otherwise the rounds land on `target_sparsity` at the last one."""
+        if self.pruner.layer_rates:
+            return Schedule(pruning_rounds, rate=per_round_rate(target_sparsity, pruning_rounds), one_shot=self.one_shot)
+        return Schedule(pruning_rounds, target=target_sparsity, one_shot=self.one_shot)
 
-    # ---- one training run --------------------------------------------------------------------
-    def _train(self, model: nn.Module, mask: PruningMask, train_fn: TrainFn, capture_rewind: bool = False) -> dict:
-        mask.apply(model)
-        kwargs = {}
-        if capture_rewind and self.rewind_iteration > 0:
-            if not _accepts(train_fn, "on_step"):
-                raise LotteryTicketError(
-                    "rewind_iteration needs a train_fn(model, mask, on_step=None) that calls on_step(iteration, model) "
-                    "after each optimizer step; lottery_ticket.Trainer.as_train_fn() does this"
-                )
-
-            def on_step(iteration: int, m: nn.Module) -> None:
-                if iteration == self.rewind_iteration:
-                    self.rewind_state = snapshot(m)
-
-            kwargs["on_step"] = on_step
-        if _positional_count(train_fn) >= 2:
-            metrics = train_fn(model, mask, **kwargs)
-            if not mask.is_applied(model):
-                raise LotteryTicketError(
-                    "train_fn left pruned weights non-zero; call mask.apply(model) after every optimizer.step() "
-                    "(or use lottery_ticket.Trainer, or a train_fn(model) and let the finder enforce the mask)"
-                )
-        else:
-            with enforce_on_every_step(mask, model):
-                metrics = train_fn(model, **kwargs)
-            mask.apply(model)
-        if capture_rewind and self.rewind_iteration > 0 and self.rewind_state is None:
-            raise LotteryTicketError(
-                f"train_fn never reported iteration {self.rewind_iteration} to on_step; "
-                "use a rewind_iteration below the number of training steps"
-            )
-        return dict(metrics or {})
-
-    def _evaluate(self, model: nn.Module, eval_fn: EvalFn) -> tuple[float, dict]:
-        return _accuracy(eval_fn(model))
-
-    @staticmethod
-    def _record(round_index: int, mask: PruningMask, accuracy: float, extra: dict, train: dict) -> dict:
-        return {
-            "round": round_index,
-            "sparsity": mask.sparsity,
-            "weights_remaining_pct": 100.0 * mask.density,
-            "num_remaining": mask.num_remaining,
-            "num_total": mask.num_total,
-            "layer_sparsities": mask.layer_sparsities,
-            "accuracy": accuracy,
-            **({"eval": extra} if extra else {}),
-            "train": train,
-        }
-
-    # ---- IMP -------------------------------------------------------------------------------------
     def find_winning_ticket(
         self,
         model: nn.Module | None,
@@ -197,38 +180,19 @@ class LotteryTicketFinder:
         """Run IMP; return the trained ticket, its mask, and per-round results."""
         target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
         pruning_rounds = check_rounds(pruning_rounds)
-        say = print if verbose else (lambda *a, **k: None)
         if model is None:
             model = self.build_model()
         model = model.to(self.device)
-        self.initial_state = snapshot(model)
-        self.rewind_state = None
-        mask = PruningMask(model)
-        self.masks = [mask]
-        rounds: list[dict] = []
-
-        # Round 0: the dense network, which also yields the rewind point.
-        train = self._train(model, mask, train_fn, capture_rewind=True)
-        accuracy, extra = self._evaluate(model, eval_fn)
-        rounds.append(self._record(0, mask, accuracy, extra, train))
-        say(f"round 0: dense, {mask.num_remaining:,} weights, accuracy {accuracy:.4f}")
-        dense_trained = snapshot(model) if self.one_shot else None
-        reset_state = self.rewind_state if self.rewind_iteration > 0 else self.initial_state
-
-        for r in range(1, pruning_rounds + 1):
-            if self.one_shot:
-                restore_(model, dense_trained)
-                base_mask = self.masks[0]
-            else:
-                base_mask = mask
-            mask = next_mask(self.pruner, model, base_mask, target_sparsity, pruning_rounds, r, self.one_shot)
-            self.masks.append(mask)
-            restore_(model, reset_state)
-            train = self._train(model, mask, train_fn)
-            accuracy, extra = self._evaluate(model, eval_fn)
-            rounds.append(self._record(r, mask, accuracy, extra, train))
-            say(f"round {r}: {rounds[-1]['weights_remaining_pct']:.2f}% weights remaining, accuracy {accuracy:.4f}")
-
+        store = MemoryStore()
+        store.save_state("init", snapshot(model))
+        self._imp = IMP(trainable=_Functions(self, model, train_fn, eval_fn), store=store, pruner=self.pruner,
+                        schedule=self.schedule(target_sparsity, pruning_rounds), seed=self.seed,
+                        rewind_iteration=self.rewind_iteration, rewind_mode=self.rewind_mode,
+                        log=print if verbose else None)
+        rows = self._imp.run()
+        restore_(model, store.load_state(f"trained/{pruning_rounds}"))
+        self.initial_state, self.rewind_state = store.load_state("init"), store.load_state("rewind")
+        self.masks = [store.masks[r] for r in range(pruning_rounds + 1)]
         self.results = {
             "format": EXPERIMENT_FORMAT,
             "config": {
@@ -238,54 +202,45 @@ class LotteryTicketFinder:
                 "target_sparsity": target_sparsity,
                 "pruning_rounds": pruning_rounds,
                 "rewind_iteration": self.rewind_iteration,
+                "rewind_mode": self.rewind_mode,
                 "one_shot": self.one_shot,
                 "pruner": repr(self.pruner),
                 "torch_version": torch.__version__,
             },
-            "rounds": rounds,
+            "rounds": rows,
             "controls": {},
         }
-        return model, mask, self.results
+        return model, self.masks[-1], self.results
 
     # ---- controls ----------------------------------------------------------------------------------
-    def _final_mask(self, mask: PruningMask | None) -> PruningMask:
-        if mask is not None:
-            return mask
-        if not self.masks:
-            raise LotteryTicketError("no ticket yet; run find_winning_ticket(...) first or pass mask=")
-        return self.masks[-1]
+    def verify_random_ticket(self, train_fn: TrainFn, eval_fn: EvalFn, mask: PruningMask | None = None,
+                             seed: int | None = None) -> dict:
+        """Random reinit control: the ticket's mask on a fresh random init (seed + 10,000 by default)."""
+        return self._control("reinit", train_fn, eval_fn, mask, seed)
 
-    def verify_random_ticket(self, train_fn: TrainFn, eval_fn: EvalFn, mask: PruningMask | None = None, seed: int | None = None) -> dict:
-        """Random reinit control: the ticket's mask on a fresh random init (seed + 1 by default)."""
-        mask = self._final_mask(mask)
-        seed = self.seed + 1 if seed is None else seed
-        template = self._template_model()
-        model = self._reinitialized_copy(template, seed)
-        return self._run_control("random_reinit", model, mask, train_fn, eval_fn, {"init_seed": seed})
-
-    def random_pruning_control(self, train_fn: TrainFn, eval_fn: EvalFn, mask: PruningMask | None = None, seed: int | None = None) -> dict:
+    def random_pruning_control(self, train_fn: TrainFn, eval_fn: EvalFn, mask: PruningMask | None = None,
+                               seed: int | None = None) -> dict:
         """Random pruning control: θ₀ with a random mask of the same per-layer sparsity."""
-        mask = self._final_mask(mask)
-        seed = self.seed + 1 if seed is None else seed
-        random_mask = RandomPruner(seed).like(mask)
-        model = self._template_model()
-        restore_(model, self.initial_state)
-        return self._run_control("random_pruning", model, random_mask, train_fn, eval_fn, {"mask_seed": seed})
+        return self._control("random-prune", train_fn, eval_fn, mask, seed)
 
-    def _template_model(self) -> nn.Module:
-        if self.initial_state is None:
-            raise LotteryTicketError("no θ₀ yet; run find_winning_ticket(...) first")
-        if self.model_class is not None:
-            return self.build_model()
-        raise LotteryTicketError("controls need model_class to build a fresh network; pass LotteryTicketFinder(model_class, model_kwargs)")
-
-    def _run_control(self, name: str, model: nn.Module, mask: PruningMask, train_fn, eval_fn, info: dict) -> dict:
-        train = self._train(model, mask, train_fn)
-        accuracy, extra = self._evaluate(model, eval_fn)
-        result = {"accuracy": accuracy, "sparsity": mask.sparsity, "weights_remaining_pct": 100.0 * mask.density,
-                  **info, **({"eval": extra} if extra else {}), "train": train}
-        self.results.setdefault("controls", {})[name] = result
-        return result
+    def _control(self, key: str, train_fn, eval_fn, mask: PruningMask | None, seed: int | None) -> dict:
+        if self.initial_state is None or (mask is None and not self.masks):
+            raise LotteryTicketError("no ticket yet; run find_winning_ticket(...) first or pass mask=")
+        if self._imp is None:  # after load_experiment: θ₀ and masks come from the files
+            if self.model_class is None:
+                raise LotteryTicketError("controls need model_class to build a fresh network; "
+                                         "pass LotteryTicketFinder(model_class, model_kwargs)")
+            store = MemoryStore()
+            store.save_state("init", self.initial_state)
+            self._imp = IMP(trainable=None, store=store, pruner=self.pruner, schedule=Schedule(1, rate=0.2), seed=self.seed)
+        imp = self._imp
+        template = imp.trainable.template if imp.trainable is not None else self.build_model()
+        imp.trainable = _Functions(self, template, train_fn, eval_fn)
+        level = max(0, len(self.masks) - 1)
+        row = imp.run_control(CONTROLS[key], level, mask=mask if mask is not None else self.masks[-1],
+                              seed=seed if seed is not None else CONTROLS[key].seed_for(self.seed, level))
+        self.results.setdefault("controls", {})[CONTROLS[key].record] = row
+        return row
 
     # ---- files -------------------------------------------------------------------------------------
     def save_experiment(self, path: str | os.PathLike, results: Mapping[str, Any] | None = None) -> Path:

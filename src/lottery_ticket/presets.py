@@ -7,10 +7,10 @@ and says the output layer is pruned at half the rate of the other fully connecte
 appendices give the VGG-19 and ResNet schedules and the warmup that lets IMP find tickets at a high
 learning rate.
 
-Per-layer rates are fnmatch patterns, first match wins (see MagnitudePruner). With per-layer rates each
-round prunes every layer's rate of its survivors, and `target_sparsity` records where `rounds` rounds
-end (tests/test_presets.py recomputes it from the layer shapes). With global pruning `target_sparsity`
-and `rounds` set the per-round rate: 1 - 0.8 ** rounds is 20 % a round.
+Every preset uses the paper's schedule form (pruning/schedule.py): `rate` is the fraction of surviving
+weights each level prunes, and `rounds` only says how many levels to run, so `--rounds 3` prunes 20 %
+a level for three levels. Per-layer rates are fnmatch patterns; the most specific pattern wins (see
+pruning/base.py). `reached_sparsity` recomputes where the levels end from the layer shapes alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 
 from .config import PruneConfig, TrainConfig
 from .errors import LotteryTicketError
-from .sparsity import per_round_rate
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,6 @@ class Preset:
     notes: str = ""
 
 
-def _global_target(rounds: int, rate: float = 0.2) -> float:
-    """The sparsity `rounds` rounds of `rate` reach, rounded so configs print cleanly."""
-    return round(1.0 - (1.0 - rate) ** rounds, 6)
-
-
 # F&C Figure 2: fc layers 20 % per round, the output layer at half that rate (the figure's caption).
 LENET_RATES = {"fc3.weight": 0.10, "*": 0.20}
 
@@ -53,11 +47,11 @@ def _lenet(name: str, dataset: str, source: str, notes: str = "") -> Preset:
         # early-stopping iteration, the one with the lowest validation loss (§2 and the LeNet appendix).
         train=TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, budget="50000it", eval_every="100it"),
         # 15 rounds leave 0.8^15 = 3.5 % of the hidden fc weights (F&C Figure 3 follows LeNet to 3.6 % remaining).
-        prune=PruneConfig(target_sparsity=0.9642, rounds=15, global_pruning=False, layer_rates=LENET_RATES),
+        prune=PruneConfig(rate=0.2, rounds=15, global_pruning=False, layer_rates=LENET_RATES),
         source=source, notes=notes)
 
 
-def _conv(model: str, lr: float, iterations: int, conv_rate: float, target: float) -> Preset:
+def _conv(model: str, lr: float, iterations: int, conv_rate: float) -> Preset:
     # F&C Figure 2 per-round rates: convs `conv_rate`, fc 20 %, output 10 % (half the fc rate).
     rates = {"convs.*": conv_rate, "fc3.weight": 0.10, "fc*": 0.20}
     return Preset(
@@ -65,8 +59,8 @@ def _conv(model: str, lr: float, iterations: int, conv_rate: float, target: floa
         # F&C Figure 2: Adam at `lr`, batch 60, `iterations` iterations. Evaluating every 500 iterations is our
         # choice (each evaluation reads the 5,000 validation images).
         train=TrainConfig(optimizer="adam", lr=lr, batch_size=60, budget=f"{iterations}it", eval_every="500it"),
-        # 15 rounds: the fc layers reach 3.5 % as in LeNet; `target` is where all layers together end.
-        prune=PruneConfig(target_sparsity=target, rounds=15, global_pruning=False, layer_rates=rates),
+        # 15 rounds: the fc layers reach 3.5 % as in LeNet.
+        prune=PruneConfig(rate=0.2, rounds=15, global_pruning=False, layer_rates=rates),
         source=f"Frankle & Carbin 2019, Figure 2 and §3 ({model.capitalize()}: Adam {lr:g}, {iterations // 1000}K it, "
                f"batch 60, conv {conv_rate:.0%} fc 20% output 10% per round)")
 
@@ -87,21 +81,21 @@ PRESETS: dict[str, Preset] = {
     "lenet300-fashion-mnist": _lenet(
         "lenet300-fashion-mnist", "fashion-mnist", "Frankle & Carbin 2019 LeNet protocol (Figure 2, §2), applied to Fashion-MNIST",
         notes="F&C do not run Fashion-MNIST; this is their MNIST protocol unchanged on a harder drop-in dataset."),
-    "conv2-cifar10": _conv("conv2", 2e-4, 20000, 0.10, target=0.9632),
-    "conv4-cifar10": _conv("conv4", 3e-4, 25000, 0.10, target=0.9463),
-    "conv6-cifar10": _conv("conv6", 3e-4, 30000, 0.15, target=0.9382),
+    "conv2-cifar10": _conv("conv2", 2e-4, 20000, 0.10),
+    "conv4-cifar10": _conv("conv4", 3e-4, 25000, 0.10),
+    "conv6-cifar10": _conv("conv6", 3e-4, 30000, 0.15),
     "vgg19-cifar10": Preset(
         name="vgg19-cifar10", model="cifar_vgg19", model_kwargs={}, dataset="cifar10",
         # F&C §4 (Figure 7): at lr 0.1 IMP finds no ticket; with linear warmup to 0.1 over 10K iterations it does.
         train=TrainConfig(**VGG_SCHEDULE, warmup="10000it"),
         # 20 rounds of 20 %: 1.2 % of the conv weights remain.
-        prune=PruneConfig(target_sparsity=_global_target(20), rounds=20, global_pruning=True, exclude=("fc.weight",)),
+        prune=PruneConfig(rate=0.2, rounds=20, global_pruning=True, exclude=("fc.weight",)),
         source="Frankle & Carbin 2019, Figure 2 and §4 (VGG-19, lr 0.1 with 10K-iteration warmup)"),
     "vgg19-cifar10-rewind": Preset(
         name="vgg19-cifar10-rewind", model="cifar_vgg19", model_kwargs={}, dataset="cifar10",
         train=TrainConfig(**VGG_SCHEDULE),
         # Frankle et al. 2019 rewind to an iteration 0.1 %-7 % into training instead of 0; 1,000 is 0.9 % of 112K.
-        prune=PruneConfig(target_sparsity=_global_target(20), rounds=20, global_pruning=True, exclude=("fc.weight",),
+        prune=PruneConfig(rate=0.2, rounds=20, global_pruning=True, exclude=("fc.weight",),
                           rewind_iteration=1000),
         source="Frankle, Dziugaite, Roy & Carbin 2019, Stabilizing the Lottery Ticket Hypothesis (arXiv 1903.01611): "
                "rewinding instead of warmup, on F&C's VGG-19 schedule",
@@ -111,13 +105,13 @@ PRESETS: dict[str, Preset] = {
         # F&C §4 (Figure 8): at lr 0.1 IMP finds no ticket; at lr 0.03 with warmup over 20K iterations it does.
         train=TrainConfig(**RESNET_SCHEDULE, lr=0.03, warmup="20000it"),
         # 17 rounds of 20 %: 2.3 % of the conv weights remain.
-        prune=PruneConfig(target_sparsity=_global_target(17), rounds=17, global_pruning=True, exclude=("fc.weight",)),
+        prune=PruneConfig(rate=0.2, rounds=17, global_pruning=True, exclude=("fc.weight",)),
         source="Frankle & Carbin 2019, Figure 2 and §4 (Resnet-18 = CIFAR ResNet-20, lr 0.03 with 20K-iteration warmup)"),
     "resnet20-cifar10-rewind": Preset(
         name="resnet20-cifar10-rewind", model="cifar_resnet20", model_kwargs={}, dataset="cifar10",
         train=TrainConfig(**RESNET_SCHEDULE, lr=0.1),
         # Figure 2's lr 0.1 without warmup, rewinding to iteration 500 (1.7 % of 30K, inside the 0.1 %-7 % window).
-        prune=PruneConfig(target_sparsity=_global_target(17), rounds=17, global_pruning=True, exclude=("fc.weight",),
+        prune=PruneConfig(rate=0.2, rounds=17, global_pruning=True, exclude=("fc.weight",),
                           rewind_iteration=500),
         source="Frankle, Dziugaite, Roy & Carbin 2019, Stabilizing the Lottery Ticket Hypothesis (arXiv 1903.01611): "
                "rewinding instead of warmup, on F&C's Resnet-18 schedule at lr 0.1",
@@ -127,7 +121,7 @@ PRESETS: dict[str, Preset] = {
     "lenet300-mnist-openlth": Preset(
         name="lenet300-mnist-openlth", model="lenet300", model_kwargs={"init": "kaiming"}, dataset="mnist",
         train=TrainConfig(optimizer="sgd", lr=0.1, batch_size=128, budget="40ep", eval_every="1ep"),
-        prune=PruneConfig(target_sparsity=_global_target(15), rounds=15, global_pruning=True, exclude=("fc3.weight",)),
+        prune=PruneConfig(rate=0.2, rounds=15, global_pruning=True, exclude=("fc3.weight",)),
         source="open_lth default hparams for mnist_lenet_300_100 (facebookresearch/open_lth, models/mnist_lenet.py)",
         notes="open_lth leaves biases at torch's default init and names the output layer fc; ours zeroes biases "
               "and calls it fc3."),
@@ -138,14 +132,14 @@ PRESETS: dict[str, Preset] = {
         # Our budget: 3,000 Adam steps train the 15K-parameter MLP to convergence in seconds on a CPU.
         train=TrainConfig(optimizer="adam", lr=2e-3, batch_size=100, budget="3000it", eval_every="250it"),
         # F&C's LeNet protocol in miniature: hidden layers 20 %, output 10 % per round; 15 rounds reach 95.3 %.
-        prune=PruneConfig(target_sparsity=0.9535, rounds=15, global_pruning=False, layer_rates=LENET_RATES),
+        prune=PruneConfig(rate=0.2, rounds=15, global_pruning=False, layer_rates=LENET_RATES),
         source="Greydanus 2020, Scaling Down Deep Learning (MNIST-1D, arXiv 2011.14439), lottery-ticket experiment; "
                "pruning rates from Frankle & Carbin 2019 Figure 2"),
     "mnist1d-cnn": Preset(
         name="mnist1d-cnn", model="mnist1d_cnn", model_kwargs={}, dataset="mnist1d",
         train=TrainConfig(optimizer="adam", lr=2e-3, batch_size=100, budget="3000it", eval_every="250it"),
         # Global 20 % a round, as F&C prune their convolutional VGG/ResNet; 14 rounds reach 95.6 %.
-        prune=PruneConfig(target_sparsity=_global_target(14), rounds=14, global_pruning=True),
+        prune=PruneConfig(rate=0.2, rounds=14, global_pruning=True),
         source="Greydanus 2020, Scaling Down Deep Learning (MNIST-1D, arXiv 2011.14439), ConvBase layout; "
                "global pruning as Frankle & Carbin 2019 §4"),
 }
@@ -165,15 +159,16 @@ def get_preset(name: str) -> Preset:
 
 
 def reached_sparsity(preset: Preset) -> float:
-    """The mask sparsity after `preset.prune.rounds` IMP rounds, counted from layer shapes alone.
+    """The mask sparsity after `preset.prune.rounds` IMP levels, counted from layer shapes alone.
 
-    Builds the model on the meta device (no weights), then replays the pruner's counting: per-layer
-    rounds prune round(rate * survivors) of each layer, global rounds land on the cumulative target.
-    Excluded layers stay dense and count in the total, as they do in the PruningMask.
+    Builds the model on the meta device (no weights), then replays the pruners' counting: a per-layer
+    level prunes round(rate * survivors) of each layer; a global level round(rate * survivors) of all
+    eligible layers together. Excluded layers stay dense and count in the total, as in the PruningMask.
     """
     import torch
 
     from .models import get_model_class
+    from .pruning.base import most_specific_match
 
     with torch.device("meta"):
         model = get_model_class(preset.model)(**preset.model_kwargs)
@@ -182,19 +177,25 @@ def reached_sparsity(preset: Preset) -> float:
     p = preset.prune
     eligible = [n for n in sizes if not any(fnmatch.fnmatchcase(n, pat) for pat in p.exclude)]
     total = sum(sizes.values())
-    if p.layer_rates and not p.one_shot:
-        default = per_round_rate(p.target_sparsity, p.rounds)
-        pruned = 0
-        for n in eligible:
-            rate = next((r for pat, r in p.layer_rates.items() if fnmatch.fnmatchcase(n, pat)), default)
-            alive = sizes[n]
-            for _ in range(p.rounds):
-                alive -= round(rate * alive)
-            pruned += sizes[n] - alive
-        return pruned / total
-    if not p.global_pruning:
+    if p.rate is None:
+        if p.global_pruning:
+            return round(p.target_sparsity * sum(sizes[n] for n in eligible)) / total
         return sum(round(p.target_sparsity * sizes[n]) for n in eligible) / total
-    return round(p.target_sparsity * sum(sizes[n] for n in eligible)) / total
+    if p.global_pruning and not p.layer_rates:
+        alive = sum(sizes[n] for n in eligible)
+        start = alive
+        for _ in range(p.rounds):
+            alive -= round(p.rate * alive)
+        return (start - alive) / total
+    pruned = 0
+    for n in eligible:
+        pattern = most_specific_match(n, p.layer_rates)
+        rate = p.rate if pattern is None else p.layer_rates[pattern]
+        alive = sizes[n]
+        for _ in range(p.rounds):
+            alive -= round(rate * alive)
+        pruned += sizes[n] - alive
+    return pruned / total
 
 
 __all__ = ["DEFAULT_PRESET", "PRESETS", "Preset", "get_preset", "preset_names", "reached_sparsity"]

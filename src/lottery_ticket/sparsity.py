@@ -43,3 +43,17 @@ def sparsity_after_round(target_sparsity: float, rounds: int, round_index: int) 
     if round_index >= rounds:
         return check_sparsity(target_sparsity, "target_sparsity")
     return 1.0 - (1.0 - per_round_rate(target_sparsity, rounds)) ** round_index
+
+
+def count_pruned(mask, names=None) -> tuple[int, int]:
+    """(pruned, total) over `names` of a PruningMask (default: all its layers).
+
+    The one counting function: the pruners' global targets count the eligible layers with it, and the
+    records report both the overall and the eligible sparsity from it.
+    """
+    import torch
+
+    names = mask.names if names is None else list(names)
+    total = sum(mask[n].numel() for n in names)
+    alive = sum(int(torch.count_nonzero(mask[n])) for n in names)
+    return total - alive, total

@@ -1,7 +1,8 @@
 """The run folder's layout, in one place, so the runner, the report and resume agree on it.
 
 RUN_DIR/
-  config.json                    resolved ExperimentConfig + provenance (git commit, torch, host)
+  config.json                    resolved ExperimentConfig, its identity, provenance (git commit, torch, host)
+  .lock, seed_<s>/.lock          advisory locks: one process claims the folder / works on a seed at a time
   metrics.csv                    one row per (seed, round, kind), rebuilt from the round files
   summary.json                   mean ± std per level over seeds, per kind
   plots/*.png
@@ -73,3 +74,17 @@ class SeedFolder:
 
     def checkpoint(self, stage: str) -> Path:
         return self.root / "checkpoints" / stage
+
+
+def read_run_config(folder: RunFolder):
+    """The ExperimentConfig a run folder's config.json holds (older formats are read in today's terms)."""
+    from ..config import ExperimentConfig
+    from ..errors import LotteryTicketError
+    from ..io import read_json
+
+    if not folder.config.is_file():
+        raise LotteryTicketError(f"{folder.root} holds no config.json; pass a folder made by `lottery-ticket find --out`")
+    stored = read_json(folder.config)
+    if not isinstance(stored, dict) or not isinstance(stored.get("experiment"), dict):
+        raise LotteryTicketError(f"{folder.config} is not a lottery_ticket run config; pass a folder made by `lottery-ticket find`")
+    return ExperimentConfig.from_dict(stored["experiment"], format=stored.get("format", "lottery_ticket.run/1"))

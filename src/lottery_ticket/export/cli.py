@@ -7,9 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LotteryTicketError
-from ..experiment.config import ExperimentConfig
-from ..experiment.runfolder import RunFolder
-from ..io import read_json
+from ..experiment.runfolder import RunFolder, read_run_config
 from ..mask import PruningMask
 from ..state import load_state, restore_
 from .bench import benchmark_inference, format_table
@@ -22,9 +20,7 @@ def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[tor
     from ..models import build_model_for_data
 
     folder = RunFolder(Path(run_dir))
-    if not folder.config.is_file():
-        raise LotteryTicketError(f"{run_dir} holds no config.json; pass a folder made by `lottery-ticket find --out`")
-    config = ExperimentConfig.from_dict(read_json(folder.config)["experiment"])
+    config = read_run_config(folder)
     seed = config.seeds[0] if seed is None else seed
     sf = folder.seed(seed)
     finished = sorted(int(p.stem.split("_")[1]) for p in (sf.root / "rounds").glob("round_*.json"))

@@ -2,45 +2,37 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Iterable, Mapping
 
 from torch import nn
 
 from ..errors import LotteryTicketError
 from ..mask import PruningMask, count_alive, named_parameters
-from ..sparsity import check_sparsity
+from ..sparsity import check_sparsity, count_pruned
+from .base import Pruner
 from .selection import select_lowest
 
 
-class MagnitudePruner:
+class MagnitudePruner(Pruner):
     """Prune the smallest-magnitude surviving weights.
 
     global_pruning=True   rank all eligible weights together (the paper's VGG/ResNet setting)
     global_pruning=False  each layer separately (the paper's LeNet/Conv setting)
-    layer_rates           per-round rates by parameter-name pattern for `prune_fraction`, first match
-                          wins, e.g. {"fc3.weight": 0.1, "conv*": 0.15, "*": 0.2} (paper Table 1)
+    layer_rates           per-round rates by parameter-name pattern for `prune_fraction`; the most
+                          specific pattern wins, e.g. {"fc3.weight": 0.1, "conv*": 0.15, "*": 0.2} (F&C Figure 2)
     exclude               name patterns never pruned (e.g. the output layer in open_lth's protocol)
 
     Masks only shrink: a pruned weight is never revived.
     """
 
+    name = "magnitude"
+
     def __init__(self, global_pruning: bool = True, layer_rates: Mapping[str, float] | None = None, exclude: Iterable[str] = ()):
+        super().__init__(layer_rates, exclude)
         self.global_pruning = bool(global_pruning)
-        self.layer_rates = {p: check_sparsity(r, f"layer_rates[{p!r}]") for p, r in (layer_rates or {}).items()}
-        self.exclude = tuple(exclude)
 
     def __repr__(self) -> str:
         return f"MagnitudePruner(global_pruning={self.global_pruning}, layer_rates={self.layer_rates or None}, exclude={self.exclude})"
-
-    def eligible(self, mask: PruningMask) -> list[str]:
-        return [n for n in mask.names if not any(fnmatch.fnmatchcase(n, p) for p in self.exclude)]
-
-    def rate_for(self, name: str, default: float) -> float:
-        for pattern, rate in self.layer_rates.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return rate
-        return default
 
     def prune(self, model: nn.Module, mask: PruningMask, target_sparsity: float | Mapping[str, float]) -> PruningMask:
         """Return a new mask at `target_sparsity` (cumulative fraction pruned, not per call).
@@ -60,8 +52,7 @@ class MagnitudePruner:
         target = check_sparsity(target_sparsity, "target_sparsity")
         if not self.global_pruning:
             return self._prune_layers(model, mask, {n: target for n in names})
-        total = sum(mask[n].numel() for n in names)
-        already = sum(mask[n].numel() - count_alive(mask[n]) for n in names)
+        already, total = count_pruned(mask, names)
         return self._prune_group(model, mask, [names], [round(target * total) - already])
 
     def prune_fraction(self, model: nn.Module, mask: PruningMask, fraction: float) -> PruningMask:

@@ -9,13 +9,23 @@ from torch import nn
 
 from ..mask import PruningMask, count_alive
 from ..sparsity import check_sparsity
+from .base import Pruner
 
 
-class RandomPruner:
-    """Random masks from a seeded generator, so the same seed gives the same control."""
+class RandomPruner(Pruner):
+    """Random masks from a seeded generator, so the same seed gives the same control.
 
-    def __init__(self, seed: int = 0):
+    As an IMP criterion (`--pruner random`) it prunes random survivors of each eligible layer.
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 0, layer_rates: Mapping[str, float] | None = None, exclude=()):
+        super().__init__(layer_rates, exclude)
         self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        return f"RandomPruner(seed={self.seed}, layer_rates={self.layer_rates or None}, exclude={self.exclude})"
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -34,7 +44,10 @@ class RandomPruner:
         """Prune random survivors of each layer up to `target_sparsity` (float or per-layer mapping)."""
         gen = self._generator()
         new = mask.copy()
+        eligible = set(self.eligible(mask))
         for name, m in mask.items():
+            if name not in eligible:
+                continue
             target = target_sparsity.get(name) if isinstance(target_sparsity, Mapping) else target_sparsity
             if target is None:
                 continue

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import LotteryTicketError
 from ..mask import PruningMask, named_parameters
+from .base import Pruner
 from .magnitude import MagnitudePruner
 
 
@@ -150,7 +151,7 @@ class Structured24Pruner(NMPruner):
         super().__init__(2, 4, exclude)
 
 
-class NMConstrainedPruner:
+class NMConstrainedPruner(Pruner):
     """IMP whose tickets obey N:M: project onto N:M, then let `base` prune by magnitude among survivors.
 
     The first round therefore jumps to at least 1 - n/m sparsity on every N:M-capable layer; later
@@ -158,17 +159,23 @@ class NMConstrainedPruner:
     with LotteryTicketFinder(pruner=NMConstrainedPruner(...)), reset or rewind, one-shot or iterative.
     """
 
-    def __init__(self, base: MagnitudePruner | None = None, n: int = 2, m: int = 4, exclude: Iterable[str] = ()):
+    name = "nm"
+
+    def __init__(self, base: Pruner | None = None, n: int = 2, m: int = 4, exclude: Iterable[str] = ()):
         self.base = base if base is not None else MagnitudePruner(global_pruning=True)
         self.projector = NMPruner(n, m, exclude)
 
     def __repr__(self) -> str:
         return f"NMConstrainedPruner(base={self.base!r}, n={self.projector.n}, m={self.projector.m}, exclude={self.projector.exclude})"
 
-    # The finder reads these from its pruner to choose between cumulative targets and per-layer rates.
+    # Rates and exclusions are the base criterion's: IMP's schedule reads them from here.
     @property
     def layer_rates(self):
-        return getattr(self.base, "layer_rates", None)
+        return self.base.layer_rates
+
+    @property
+    def exclude(self):
+        return self.base.exclude
 
     def rate_for(self, name: str, default: float) -> float:
         return self.base.rate_for(name, default)

@@ -40,7 +40,7 @@ class Evaluate(Callback):
 
     def on_train_start(self, trainer):
         self.history = []
-        self._measure(trainer, 0)
+        self._measure(trainer, trainer.iteration)  # 0, or k for a level rewound to step k
 
     def on_step(self, trainer, iteration, loss):
         self._measure(trainer, iteration)
@@ -58,6 +58,12 @@ class Evaluate(Callback):
             test = trainer.evaluate("test")
             row.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
         self.history.append(row)
+
+    def state_dict(self) -> tuple[dict, dict]:
+        return {"history": self.history}, {}
+
+    def load_state_dict(self, state: dict, tensors: dict) -> None:
+        self.history = list(state["history"])
 
     def summary(self) -> dict[str, Any]:
         if not self.history:

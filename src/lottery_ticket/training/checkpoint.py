@@ -19,9 +19,12 @@ from ..io import file_digest, load_tensors, read_json, save_tensors, write_json
 from ..state import restore_, snapshot
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, extra: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, extra: dict[str, Any],
+                    extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """`extra` is JSON (callback state, RNG); `extra_tensors` travel in the tensor file under `extra/`."""
     path = Path(path)
     tensors = {f"model/{k}": v for k, v in snapshot(model).items()}
+    tensors.update({f"extra/{k}": v.detach().to("cpu") for k, v in (extra_tensors or {}).items()})
     opt_state = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for idx, state in opt_state["state"].items():
@@ -43,7 +46,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    """Restore model and optimizer in place; return the JSON record, or None if there is no valid checkpoint."""
+    """Restore model and optimizer in place; return the JSON record (with the extra tensors under
+    "extra_tensors"), or None if there is no valid checkpoint."""
     path = Path(path)
     meta_path, tensor_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
     if not meta_path.is_file() or not tensor_path.is_file():
@@ -64,4 +68,5 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     for idx, values in meta["optimizer_scalars"].items():
         state.setdefault(int(idx), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    meta["extra_tensors"] = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
     return meta

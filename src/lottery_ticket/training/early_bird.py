@@ -35,5 +35,18 @@ class EarlyBird(Callback):
             self.stopped_at = iteration
             trainer.stop_requested = True
 
+    def state_dict(self) -> tuple[dict, dict]:
+        """The window and the last mask checked: without them a resumed dense round could stop at another step."""
+        tensors = {f"previous/{n}": m for n, m in self.previous.items()} if self.previous is not None else {}
+        return {"distances": list(self.distances), "stopped_at": self.stopped_at,
+                "previous_names": self.previous.names if self.previous is not None else None}, tensors
+
+    def load_state_dict(self, state: dict, tensors: dict) -> None:
+        self.distances.clear()
+        self.distances.extend(float(d) for d in state["distances"])
+        self.stopped_at = state["stopped_at"]
+        names = state["previous_names"]
+        self.previous = PruningMask(masks={n: tensors[f"previous/{n}"] for n in names}) if names is not None else None
+
     def summary(self) -> dict:
         return {"early_bird_iteration": self.stopped_at, "early_bird_distances": list(self.distances)}

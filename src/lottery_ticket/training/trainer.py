@@ -68,15 +68,19 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------
     def train(self, model: nn.Module, mask: PruningMask | None = None, on_step: Callable | None = None,
-              callbacks: Iterable[Callback] = ()) -> dict[str, Any]:
+              callbacks: Iterable[Callback] = (), start_iteration: int = 0) -> dict[str, Any]:
+        """Train in place up to the budget. `start_iteration` k > 0 continues a rewound network from step k:
+        the LR schedule and the data order start where step k left them (Frankle et al. 2020, open_lth)."""
         self._prepare(model, mask)
         self.extra_callbacks = self._base_callbacks + list(callbacks)
         callbacks = self._callbacks(on_step)
         resumed = self._resume()
+        if resumed is None and start_iteration:
+            self._start_at(start_iteration)
         for cb in callbacks:
             cb.on_train_start(self)
-        if resumed and self.evaluator is not None:
-            self.evaluator.history = resumed["extra"]["eval_history"]
+        if resumed:
+            self._load_callback_states(callbacks, resumed)
         loss = torch.zeros(())
         epoch, skip = divmod(self.iteration, self.steps_per_epoch)
         while self.iteration < self.total_iterations:
@@ -136,7 +140,15 @@ class Trainer:
         if self.checkpoint_path is not None and self.checkpoint_every and self.rank == 0:
             cbs.append(_Checkpoint(self.checkpoint_every))
         cbs.append(Progress(self.total_iterations, enabled=self.progress and self.rank == 0))
-        return cbs + self.extra_callbacks
+        self._callbacks_in_use = cbs + self.extra_callbacks
+        return self._callbacks_in_use
+
+    def _start_at(self, iteration: int) -> None:
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or not 0 <= iteration < self.total_iterations:
+            raise LotteryTicketError(f"start_iteration={iteration!r} must be an integer in [0, {self.total_iterations})")
+        self.iteration = iteration
+        if self.lr_factor is not None:
+            set_lr_(self.optimizer, self.config.lr * self.lr_factor(iteration))
 
     def _resume(self) -> dict | None:
         if self.checkpoint_path is None:
@@ -153,10 +165,34 @@ class Trainer:
         return meta
 
     def save_checkpoint(self) -> None:
-        history = self.evaluator.history if self.evaluator is not None else []
-        # The global RNG (dropout) is part of the state: a resumed run must draw the same numbers.
+        # The global RNG (dropout) and every callback's state (evaluation history, early-bird window) are part of
+        # the state: a resumed run must draw the same numbers and stop at the same step.
+        states, tensors = {}, {}
+        for key, cb in self._stateful_callbacks(self._callbacks_in_use):
+            state, cb_tensors = cb.state_dict()
+            states[key] = state
+            tensors.update({f"{key}/{name}": t for name, t in cb_tensors.items()})
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.iteration,
-                        {"eval_history": history, "torch_rng": torch.get_rng_state().tolist()})
+                        {"callbacks": states, "torch_rng": torch.get_rng_state().tolist()}, extra_tensors=tensors)
+
+    @staticmethod
+    def _stateful_callbacks(callbacks) -> list[tuple[str, Callback]]:
+        # Keyed by class and occurrence, not list position: the optional OnStep callback must not shift the keys.
+        seen: dict[str, int] = {}
+        out = []
+        for cb in callbacks:
+            if hasattr(cb, "state_dict"):
+                name = type(cb).__name__
+                seen[name] = seen.get(name, 0) + 1
+                out.append((f"{name}.{seen[name]}", cb))
+        return out
+
+    def _load_callback_states(self, callbacks, meta: dict) -> None:
+        states, tensors = meta["extra"].get("callbacks", {}), meta.get("extra_tensors", {})
+        for key, cb in self._stateful_callbacks(callbacks):
+            if key in states:
+                prefix = f"{key}/"
+                cb.load_state_dict(states[key], {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
 
     # ---- evaluation --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -183,8 +219,8 @@ class Trainer:
 
     # ---- adapters for LotteryTicketFinder ----------------------------------------------------------
     def as_train_fn(self) -> Callable:
-        def train_fn(model, mask, on_step=None):
-            return self.train(model, mask, on_step=on_step)
+        def train_fn(model, mask, on_step=None, start_iteration=0):
+            return self.train(model, mask, on_step=on_step, start_iteration=start_iteration)
         return train_fn
 
     def as_eval_fn(self, split: str = "test") -> Callable:

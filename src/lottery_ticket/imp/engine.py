@@ -1,0 +1,196 @@
+"""IMP for one seed, written once: prune to a level, train a level, run a control.
+
+    level 0: train θ₀ densely (recording the step-k weights when rewinding)
+    level r: prune the trained weights of level r-1 (one-shot: of level 0) by the schedule, reset the
+             survivors to θ₀, or rewind them to step k, and train with the mask enforced after every step
+
+Every stage is keyed on its stored output and skipped when it is there, so running again resumes.
+Rewinding follows Frankle et al. 2020 (arXiv 1912.05671) and open_lth: a rewound level starts from the
+step-k weights and trains steps k..T with the learning-rate schedule and the data order positioned at k;
+rewind_mode="restart" instead trains T steps from step 0's schedule and data order (our version 0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Protocol
+
+import torch
+from torch import nn
+
+from ..errors import LotteryTicketError
+from ..mask import PruningMask
+from ..pruning.base import Pruner
+from ..pruning.schedule import Schedule, next_mask
+from ..state import restore_, snapshot
+from .collective import SINGLE_PROCESS, Collective
+from .controls import CONTROLS, Control
+from .records import level_record
+from .store import Store
+
+
+class Trainable(Protocol):
+    """How the engine builds, trains and evaluates a network; the finder and the run folder each give one."""
+
+    def build_model(self, seed: int) -> nn.Module: ...
+
+    def train(self, model: nn.Module, mask: PruningMask, *, stage: str, start_iteration: int,
+              on_step: Callable[[int, nn.Module], None] | None, callbacks: Iterable) -> dict[str, Any]: ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:  # must hold "accuracy"
+        ...
+
+
+@dataclass(frozen=True)
+class EarlyBirdSpec:
+    threshold: float  # stop dense training once the next mask changes by less than this fraction
+    every: int  # steps between mask checks
+
+
+def stage_seed(seed: int, stage_id: int) -> int:
+    """The global RNG seed (dropout etc.) of one training stage: a fixed stream per (seed, stage)."""
+    return seed * 100_003 + stage_id
+
+
+class IMP:
+    def __init__(self, *, trainable: Trainable, store: Store, pruner: Pruner, schedule: Schedule, seed: int,
+                 rewind_iteration: int = 0, rewind_mode: str = "continue", controls: Iterable[str] = (),
+                 early_bird: EarlyBirdSpec | None = None, collective: Collective = SINGLE_PROCESS,
+                 log: Callable[[str], None] | None = None):
+        self.trainable, self.store, self.pruner, self.schedule = trainable, store, pruner, schedule
+        self.seed, self.rewind_iteration, self.rewind_mode = seed, rewind_iteration, rewind_mode
+        self.controls: list[Control] = [CONTROLS[c] for c in controls]
+        self.early_bird, self.collective = early_bird, collective
+        self.log = log or (lambda message: None)
+        self._theta0: dict | None = None
+        self._masks: dict[int, PruningMask] = {}
+
+    # ---- the whole seed ------------------------------------------------------------------------
+    def run(self, after_level: Callable[[int], None] | None = None) -> list[dict]:
+        """Every level and its controls; returns the ticket records (level 0 is the dense network)."""
+        rows = []
+        for level in range(self.schedule.rounds + 1):
+            rows.append(self.train_level(level))
+            if level > 0:
+                for control in self.controls:
+                    self.run_control(control, level)
+            if after_level is not None:
+                after_level(level)
+        return rows
+
+    # ---- θ₀, rewind point and masks ------------------------------------------------------------
+    def theta0(self) -> dict[str, torch.Tensor]:
+        if self._theta0 is None:
+            state = self.store.load_state("init")
+            if state is None:
+                state = snapshot(self.trainable.build_model(self.seed))
+                self.store.save_state("init", state)
+            self._theta0 = state
+        return self._theta0
+
+    def mask(self, level: int) -> PruningMask:
+        """The mask of `level`: stored, or pruned now from the stored trained weights of the level before."""
+        if level in self._masks:
+            return self._masks[level]
+        model = self.trainable.build_model(self.seed)
+        mask = self.store.load_mask(level, model)
+        if mask is None:
+            if level == 0:
+                mask = PruningMask(model)
+            else:
+                source = 0 if self.schedule.one_shot else level - 1
+                self.train_level(source)
+                trained = self.store.load_state(f"trained/{source}")
+                if trained is None:
+                    raise LotteryTicketError(f"the trained weights of level {source} are missing; delete level "
+                                             f"{source}'s record so it is retrained")
+                restore_(model, trained)
+                mask = next_mask(self.pruner, self.schedule, model, self.mask(level - 1), self.mask(0), level)
+            mask = self.collective.agree(mask)
+            self.store.save_mask(level, mask)
+        self._masks[level] = mask
+        return mask
+
+    # ---- training --------------------------------------------------------------------------------
+    def train_level(self, level: int) -> dict:
+        kind = "dense" if level == 0 else "ticket"
+        row = self.store.load_record(kind, level)
+        if row is not None:
+            return row
+        mask = self.mask(level)
+        self.collective.barrier()
+        model = self.trainable.build_model(self.seed)
+        k = self.rewind_iteration
+        start = 0
+        if level == 0 or k == 0:
+            restore_(model, self.theta0())
+        else:
+            rewind = self.store.load_state("rewind")
+            if rewind is None:
+                raise LotteryTicketError("the rewind point (weights after step k) is missing; retrain level 0")
+            restore_(model, rewind)
+            start = k if self.rewind_mode == "continue" else 0
+        on_step = self._capture_rewind() if level == 0 and k > 0 and self.store.load_state("rewind") is None else None
+        callbacks = [self._early_bird()] if level == 0 and self.early_bird is not None else []
+        result = self._train(model, mask, f"round_{level:02d}", level, start, on_step, callbacks)
+        if on_step is not None and self.store.load_state("rewind") is None and self.collective.is_writer:
+            raise LotteryTicketError(f"training ended before rewind_iteration={k}; use a smaller rewind iteration "
+                                     "or a longer budget")
+        row = level_record(self.seed, level, kind, mask, self.pruner.eligible(mask), result)
+        self.store.save_state(f"trained/{level}", snapshot(model))
+        self._finish(kind, level, f"round_{level:02d}", row)
+        label = "dense" if level == 0 else f"{row['weights_remaining_pct']:.1f}% weights"
+        es = f", early stop {row['early_stop_iteration']:,} it" if row.get("early_stop_iteration") is not None else ""
+        self.log(f"seed {self.seed} round {level}/{self.schedule.rounds}: {label}, accuracy {100 * row['accuracy']:.2f}%"
+                 f"{es} [{row.get('train_seconds', 0):.0f} s]")
+        return row
+
+    def run_control(self, control: Control | str, level: int, mask: PruningMask | None = None,
+                    seed: int | None = None) -> dict:
+        """The control at `level`; `mask` or `seed` replace the ticket's mask or the control's own seed."""
+        control = CONTROLS[control] if isinstance(control, str) else control
+        row = self.store.load_record(control.record, level) if mask is None and seed is None else None
+        if row is not None:
+            return row
+        ticket_mask = self.mask(level) if mask is None else mask
+        self.collective.barrier()
+        seed = control.seed_for(self.seed, level) if seed is None else seed
+        model, mask, info = control.prepare(self, level, ticket_mask, seed)
+        stage = f"{control.record}_round_{level:02d}"
+        result = self._train(model, mask, stage, control.stage_id + level, 0, None, [])
+        row = level_record(self.seed, level, control.record, mask, self.pruner.eligible(mask), {**result, **info})
+        self._finish(control.record, level, stage, row)
+        return row
+
+    def _train(self, model, mask, stage: str, stage_id: int, start: int, on_step, callbacks) -> dict:
+        torch.manual_seed(stage_seed(self.seed, stage_id))
+        metrics = self.trainable.train(model, mask, stage=stage, start_iteration=start, on_step=on_step,
+                                       callbacks=callbacks)
+        evaluation = dict(self.trainable.evaluate(model))
+        if "accuracy" not in evaluation:
+            raise LotteryTicketError("eval_fn returned a dict without 'accuracy'; return a float or {'accuracy': ...}")
+        extra = self.collective.check_replicas(model, mask)
+        return {**dict(metrics or {}), **evaluation, "start_iteration": start, **extra}
+
+    def _finish(self, kind: str, level: int, stage: str, row: dict) -> None:
+        self.store.save_record(kind, level, row)
+        self.store.clear_checkpoint(stage)
+        self.collective.barrier()
+
+    def _capture_rewind(self):
+        k = self.rewind_iteration
+
+        def on_step(iteration: int, model: nn.Module) -> None:
+            if iteration == k:
+                self.store.save_state("rewind", snapshot(model))
+
+        return on_step
+
+    def _early_bird(self):
+        from ..training.early_bird import EarlyBird
+
+        def first_level_mask(model):
+            dense = PruningMask(model)
+            return next_mask(self.pruner, self.schedule, model, dense, dense, 1)
+
+        return EarlyBird(first_level_mask, every=self.early_bird.every, threshold=self.early_bird.threshold)

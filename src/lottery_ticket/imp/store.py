@@ -1,0 +1,121 @@
+"""Where one seed's IMP stages live. The engine is written once against this interface.
+
+Keys: states "init" (θ₀), "rewind" (weights after step k), "trained/<level>"; masks by level; records by
+(kind, level). A stage whose output is stored is skipped, so resume falls out of the structure.
+
+MemoryStore backs LotteryTicketFinder; FolderStore is a run folder's seed_<s>/ (see experiment/runfolder.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch import nn
+
+from ..errors import LotteryTicketError
+from ..io import read_json, write_json
+from ..mask import PruningMask
+from ..state import load_state, save_state
+
+
+class Store(Protocol):
+    def load_state(self, key: str) -> dict | None: ...
+    def save_state(self, key: str, state: dict) -> None: ...
+    def load_mask(self, level: int, model: nn.Module) -> PruningMask | None: ...
+    def save_mask(self, level: int, mask: PruningMask) -> None: ...
+    def load_record(self, kind: str, level: int) -> dict | None: ...
+    def save_record(self, kind: str, level: int, row: dict) -> None: ...
+    def checkpoint(self, stage: str) -> Path | None: ...
+    def clear_checkpoint(self, stage: str) -> None: ...
+
+
+class MemoryStore:
+    """Everything in dicts. Keeps θ₀, the rewind point, every mask and record, and only the trained weights
+    IMP still needs (level 0, for one-shot, and the latest level), so VGG-sized models fit."""
+
+    def __init__(self):
+        self.states: dict[str, dict] = {}
+        self.masks: dict[int, PruningMask] = {}
+        self.records: dict[tuple[str, int], dict] = {}
+
+    def load_state(self, key):
+        return self.states.get(key)
+
+    def save_state(self, key, state):
+        if key.startswith("trained/"):
+            for old in [k for k in self.states if k.startswith("trained/") and k not in ("trained/0", key)]:
+                del self.states[old]
+        self.states[key] = state
+
+    def load_mask(self, level, model):
+        return self.masks.get(level)
+
+    def save_mask(self, level, mask):
+        self.masks[level] = mask
+
+    def load_record(self, kind, level):
+        return self.records.get((kind, level))
+
+    def save_record(self, kind, level, row):
+        self.records[(kind, level)] = row
+
+    def checkpoint(self, stage):
+        return None
+
+    def clear_checkpoint(self, stage):
+        pass
+
+
+class FolderStore:
+    """A run folder's seed_<s>/: safetensors for tensors, JSON for records, each written atomically.
+
+    Only the writer (rank 0 of a distributed run) writes; the other ranks read what it wrote after a barrier.
+    """
+
+    def __init__(self, seed_folder, is_writer: bool = True):
+        self.sf, self.is_writer = seed_folder, is_writer
+
+    def _state_path(self, key: str) -> Path:
+        if key == "init":
+            return self.sf.init
+        if key == "rewind":
+            return self.sf.rewind
+        if key.startswith("trained/"):
+            return self.sf.trained(int(key.split("/", 1)[1]))
+        raise LotteryTicketError(f"unknown state key {key!r}")
+
+    def load_state(self, key):
+        path = self._state_path(key)
+        return load_state(path) if path.is_file() else None
+
+    def save_state(self, key, state):
+        if self.is_writer:
+            save_state(self._state_path(key), state)
+
+    def load_mask(self, level, model):
+        path = self.sf.mask(level)
+        return PruningMask.load(path, model) if path.is_file() else None
+
+    def save_mask(self, level, mask):
+        if self.is_writer:
+            mask.save(self.sf.mask(level))
+
+    def _record_path(self, kind: str, level: int) -> Path:
+        return self.sf.round_result(level) if kind in ("dense", "ticket") else self.sf.control_result(kind, level)
+
+    def load_record(self, kind, level) -> dict[str, Any] | None:
+        path = self._record_path(kind, level)
+        return read_json(path) if path.is_file() else None
+
+    def save_record(self, kind, level, row):
+        if self.is_writer:
+            write_json(self._record_path(kind, level), row)
+
+    def checkpoint(self, stage):
+        return self.sf.checkpoint(stage)
+
+    def clear_checkpoint(self, stage):
+        if self.is_writer:
+            for suffix in (".json", ".safetensors"):
+                self.sf.checkpoint(stage).with_suffix(suffix).unlink(missing_ok=True)

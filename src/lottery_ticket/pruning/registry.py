@@ -1,0 +1,56 @@
+"""Pruning criteria by name: the config's `pruner` field (`--pruner`) picks one.
+
+A new criterion is a Pruner subclass in its own file plus one entry here; IMP, the CLI and run
+folders find it through this dict and need no other edit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import LotteryTicketError
+from .base import Pruner
+from .magnitude import MagnitudePruner
+from .random import RandomPruner
+from .structured import NMConstrainedPruner
+
+if TYPE_CHECKING:
+    from ..config import PruneConfig
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    try:
+        n, m = (int(x) for x in str(text).split(":"))
+    except ValueError:
+        raise LotteryTicketError(f"nm={text!r} is not N:M; write e.g. '2:4'") from None
+    if not (1 <= n <= m):
+        raise LotteryTicketError(f"nm={text!r}: need 1 <= N <= M, e.g. '2:4'")
+    return n, m
+
+
+def _magnitude(p: "PruneConfig", seed: int) -> Pruner:
+    return MagnitudePruner(global_pruning=p.global_pruning, layer_rates=p.layer_rates or None, exclude=p.exclude)
+
+
+def _nm(p: "PruneConfig", seed: int) -> Pruner:
+    n, m = parse_nm(p.nm)
+    return NMConstrainedPruner(_magnitude(p, seed), n, m, exclude=p.exclude)
+
+
+PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
+    # F&C: the smallest-magnitude survivors, globally or per layer.
+    "magnitude": _magnitude,
+    # Random survivors of each layer: the random-pruning control as a criterion of its own.
+    "random": lambda p, seed: RandomPruner(seed, layer_rates=p.layer_rates or None, exclude=p.exclude),
+    # Magnitude pruning inside an N:M pattern (`nm` field, e.g. '2:4' or '1:4').
+    "nm": _nm,
+    # 2:4, the pattern NVIDIA's sparse tensor cores run.
+    "2:4": lambda p, seed: NMConstrainedPruner(_magnitude(p, seed), 2, 4, exclude=p.exclude),
+}
+
+
+def make_pruner(prune: "PruneConfig", seed: int = 0) -> Pruner:
+    """The pruner a PruneConfig names; `seed` feeds the criteria that draw random numbers."""
+    if prune.pruner not in PRUNERS:
+        raise LotteryTicketError(f"unknown pruner {prune.pruner!r}; choose from {', '.join(PRUNERS)}")
+    return PRUNERS[prune.pruner](prune, seed)
