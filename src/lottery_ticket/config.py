@@ -254,8 +254,11 @@ def _prune_from_v1(prune: dict[str, Any]) -> dict[str, Any]:
     """
     from .sparsity import per_round_rate
 
-    if prune.get("layer_rates") and prune.get("target_sparsity") is not None:
-        prune["rate"] = per_round_rate(prune.pop("target_sparsity"), prune["rounds"])
+    rates = prune.get("layer_rates") or {}
+    if rates and prune.get("target_sparsity") is not None:
+        target = prune.pop("target_sparsity")
+        # The rate of layers no pattern names; with a catch-all '*' no layer ever used it.
+        prune["rate"] = rates["*"] if "*" in rates else per_round_rate(target, prune["rounds"])
     if prune.get("rewind_iteration"):
         prune.setdefault("rewind_mode", "restart")
     return prune

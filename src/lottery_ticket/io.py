@@ -56,7 +56,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    # Insertion order, not sorted keys: a dict whose order means something (per-layer rates) must read back as written.
+    return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

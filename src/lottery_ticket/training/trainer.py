@@ -137,10 +137,12 @@ class Trainer:
             cbs.append(self.evaluator)
         if on_step is not None:
             cbs.append(OnStep(on_step))
-        if self.checkpoint_path is not None and self.checkpoint_every and self.rank == 0:
-            cbs.append(_Checkpoint(self.checkpoint_every))
         cbs.append(Progress(self.total_iterations, enabled=self.progress and self.rank == 0))
-        self._callbacks_in_use = cbs + self.extra_callbacks
+        cbs += self.extra_callbacks
+        if self.checkpoint_path is not None and self.checkpoint_every and self.rank == 0:
+            # Last: the checkpoint of step N must hold every callback's state *after* step N (early-bird's check).
+            cbs.append(_Checkpoint(self.checkpoint_every))
+        self._callbacks_in_use = cbs
         return self._callbacks_in_use
 
     def _start_at(self, iteration: int) -> None:
