@@ -320,3 +320,28 @@ def test_an_early_bird_dense_round_resumed_from_a_checkpoint_stops_at_the_same_s
     assert resumed["early_bird_iteration"] == reference["early_bird_iteration"]
     assert resumed["early_bird_distances"] == reference["early_bird_distances"]
     assert all(torch.equal(model.state_dict()[k], reference_model.state_dict()[k]) for k in init)
+
+
+# ---- several processes on one run folder ----------------------------------------------------------------------------
+def _find(*args):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "lottery_ticket", "find", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.slow
+def test_workers_and_concurrent_processes_give_the_single_process_result(tmp_path):
+    args = [*TINY, "--rounds", "1", "--seeds", "0,1", "--controls", "reinit"]
+    single, workers, shared = tmp_path / "single", tmp_path / "workers", tmp_path / "shared"
+    assert _find(*args, "--out", str(single)).wait() == 0
+    assert _find(*args, "--workers", "2", "--out", str(workers)).wait() == 0
+    # Two processes started together on one folder: the folder and each seed are locked, nothing is done twice.
+    first, second = _find(*args, "--out", str(shared)), _find(*args, "--out", str(shared))
+    assert (first.wait(), second.wait()) == (0, 0), first.stderr.read() + second.stderr.read()
+    for run in (workers, shared):
+        assert rows_without_timing(run) == rows_without_timing(single)
+        for seed in (0, 1):
+            assert masks_of(run, seed) == masks_of(single, seed)
