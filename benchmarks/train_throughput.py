@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from lottery_ticket import MagnitudePruner, PruningMask

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -42,3 +45,13 @@ def toy_data():
     x = torch.randn(256, 20, generator=g)
     y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
     return x, y
+
+
+def metrics_without_timing(run_dir: Path) -> list[dict]:
+    """Every round and control record of a run folder, minus wall-clock seconds (which never repeat)."""
+    rows = []
+    for path in sorted(run_dir.rglob("rounds/*.json")) + sorted(run_dir.rglob("controls/*.json")):
+        row = json.loads(path.read_text())
+        row.pop("train_seconds")
+        rows.append(row)
+    return rows

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
+from conftest import metrics_without_timing
 from lottery_ticket.cli import main
 
 TINY = ["--preset", "mnist1d-mlp", "--budget", "150it", "--eval-every", "50it", "--rounds", "2",
@@ -19,15 +19,6 @@ TINY = ["--preset", "mnist1d-mlp", "--budget", "150it", "--eval-every", "50it", 
 def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "lottery_ticket", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
-
-
-def metrics_without_timing(run_dir: Path) -> list[dict]:
-    rows = []
-    for path in sorted(run_dir.rglob("rounds/*.json")) + sorted(run_dir.rglob("controls/*.json")):
-        row = json.loads(path.read_text())
-        row.pop("train_seconds")
-        rows.append(row)
-    return rows
 
 
 def test_find_writes_a_complete_run_folder(tmp_path, capsys):

@@ -1,6 +1,5 @@
 """Datasets from their original files (the real ones on this machine), checksums, splits and safe unpickling."""
 
-import gzip
 import os
 import pickle
 from pathlib import Path
@@ -9,7 +8,7 @@ import pytest
 import torch
 
 from lottery_ticket import LotteryTicketError
-from lottery_ticket.data import DATASETS, download_dataset, load_dataset, resolve_data_dir
+from lottery_ticket.data import DATASETS, load_dataset, resolve_data_dir
 from lottery_ticket.data.cifar10 import safe_load_batch
 from lottery_ticket.data.download import download_file, extract_tar
 

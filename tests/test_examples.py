@@ -1,7 +1,6 @@
 """The examples and the README's Python snippet run as written."""
 
 import runpy
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import metrics_without_timing
 from lottery_ticket import LotteryTicketFinder, PruningMask, Trainer, verify_nm_pattern
 from lottery_ticket.cli import build_parser, config_from_args, main
-from lottery_ticket.config import ExperimentConfig, PruneConfig, TrainConfig
+from lottery_ticket.config import PruneConfig, TrainConfig
 from lottery_ticket.data import load_dataset
 from lottery_ticket.experiment.runfolder import RunFolder, read_run_config
 from lottery_ticket.imp.controls import CONTROLS
 from lottery_ticket.models import MODELS
-from lottery_ticket.presets import PRESETS, get_preset
+from lottery_ticket.presets import PRESETS
 from lottery_ticket.pruning.registry import PRUNERS, make_pruner
 from lottery_ticket.pruning.schedule import Schedule, next_mask
 from lottery_ticket.sparsity import count_pruned
@@ -32,15 +33,6 @@ def find_args(*extra):
 
 def masks_of(run: Path, seed: int = 0) -> dict[int, bytes]:
     return {int(p.stem.split("_")[1]): p.read_bytes() for p in sorted((run / f"seed_{seed}" / "masks").glob("*.safetensors"))}
-
-
-def rows_without_timing(run: Path) -> list[dict]:
-    rows = []
-    for path in sorted(run.rglob("rounds/*.json")) + sorted(run.rglob("controls/*.json")):
-        row = json.loads(path.read_text())
-        row.pop("train_seconds")
-        rows.append(row)
-    return rows
 
 
 # ---- one engine behind both entry points ---------------------------------------------------------------------
@@ -61,7 +53,7 @@ def test_the_finder_and_the_cli_give_identical_masks_and_accuracies(tmp_path):
 
     cli_masks = [PruningMask.load(out / "seed_0" / "masks" / f"round_{r:02d}.safetensors") for r in range(3)]
     assert finder.masks == cli_masks
-    cli_rows = {(r["kind"], r["round"]): r for r in rows_without_timing(out)}
+    cli_rows = {(r["kind"], r["round"]): r for r in metrics_without_timing(out)}
     assert [r["accuracy"] for r in results["rounds"]] == [cli_rows[("dense", 0)]["accuracy"],
                                                           cli_rows[("ticket", 1)]["accuracy"],
                                                           cli_rows[("ticket", 2)]["accuracy"]]
@@ -342,6 +334,6 @@ def test_workers_and_concurrent_processes_give_the_single_process_result(tmp_pat
     first, second = _find(*args, "--out", str(shared)), _find(*args, "--out", str(shared))
     assert (first.wait(), second.wait()) == (0, 0), first.stderr.read() + second.stderr.read()
     for run in (workers, shared):
-        assert rows_without_timing(run) == rows_without_timing(single)
+        assert metrics_without_timing(run) == metrics_without_timing(single)
         for seed in (0, 1):
             assert masks_of(run, seed) == masks_of(single, seed)

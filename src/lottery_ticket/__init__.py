@@ -1,8 +1,8 @@
 """lottery-ticket: find winning tickets (Frankle & Carbin, ICLR 2019) and make them fast.
 
 Read the package top to bottom as the pipeline:
-mask -> pruning -> enforce (training with a mask) -> finder (IMP) -> experiment -> cli,
-with models/, data/ and export/ beside them.
+mask -> pruning (criteria, schedule) -> enforce, training -> imp (the one IMP engine) -> finder (its
+in-memory API) -> experiment (run folders) -> cli, with models/, data/ and export/ beside them.
 """
 
 from .enforce import MaskEnforcer, enforce_on_every_step, reset_optimizer_state

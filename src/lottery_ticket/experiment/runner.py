@@ -22,7 +22,7 @@ import torch
 from ..config import RUN_FORMAT, Budget, ExperimentConfig
 from ..errors import LotteryTicketError
 from ..imp import IMP, SINGLE_PROCESS, Collective, EarlyBirdSpec, FolderStore
-from ..io import read_json, write_json
+from ..io import write_json
 from ..pruning.registry import make_pruner
 from .locks import LOCK_NAME, file_lock
 from .provenance import provenance
