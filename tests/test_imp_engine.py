@@ -337,3 +337,22 @@ def test_workers_and_concurrent_processes_give_the_single_process_result(tmp_pat
         assert metrics_without_timing(run) == metrics_without_timing(single)
         for seed in (0, 1):
             assert masks_of(run, seed) == masks_of(single, seed)
+
+
+def test_records_and_reports_show_overall_and_eligible_sparsity():
+    from lottery_ticket.experiment.report import format_table
+    from lottery_ticket.experiment.results import summarize
+    from lottery_ticket.imp.records import level_record
+
+    torch.manual_seed(0)
+    model = MODELS["lenet300"]()
+    pruner = make_pruner(PruneConfig(rate=0.5, global_pruning=True, exclude=("fc3.weight",)))
+    dense = PruningMask(model)
+    mask = next_mask(pruner, Schedule(1, rate=0.5), model, dense, dense, 1)
+    row = level_record(0, 1, "ticket", mask, pruner.eligible(mask), {"accuracy": 0.9})
+    eligible_total = 784 * 300 + 300 * 100
+    assert row["eligible_sparsity"] == round(0.5 * eligible_total) / eligible_total
+    assert row["sparsity"] == round(0.5 * eligible_total) / (eligible_total + 100 * 10)  # fc3 stays dense
+    dense_row = level_record(0, 0, "dense", dense, pruner.eligible(dense), {"accuracy": 0.9})
+    table = format_table(summarize([dense_row, row]))
+    assert "eligible pruned" in table and "  50.2%  " in table and "  50.0%  " in table  # remaining overall, pruned eligible

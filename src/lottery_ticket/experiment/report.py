@@ -33,11 +33,15 @@ def _cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
 
 
 def format_table(summary: dict[str, Any], title: str = "") -> str:
-    header = ["weights remaining", "test acc: ticket", "random reinit", "random pruning", "early-stop it (ticket)"]
+    # Both sparsities: overall (every masked weight) and of the eligible weights the pruner may touch; they
+    # differ when layers are excluded (open_lth leaves the output layer dense).
+    header = ["weights remaining", "eligible pruned", "test acc: ticket", "random reinit", "random pruning",
+              "early-stop it (ticket)"]
     lines = []
     for level in summary["levels"]:
         pct = f"{level['weights_remaining_pct']:.1f}%" + (" (dense)" if level["round"] == 0 else "")
-        cells = [pct]
+        eligible = level.get("eligible_sparsity")
+        cells = [pct, "-" if eligible is None else f"{100 * eligible:.1f}%"]
         for kind in KINDS:
             cells.append(_cell(level.get(kind, {}).get("accuracy")))
         cells.append(_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))

@@ -10,7 +10,7 @@ from typing import Any
 from ..io import atomic_write_text, read_json, write_json
 from .runfolder import RunFolder
 
-METRIC_COLUMNS = ["seed", "round", "kind", "weights_remaining_pct", "sparsity", "num_remaining", "accuracy",
+METRIC_COLUMNS = ["seed", "round", "kind", "weights_remaining_pct", "sparsity", "eligible_sparsity", "num_remaining", "accuracy",
                   "early_stop_iteration", "early_stop_test_accuracy", "iterations", "train_seconds"]
 KINDS = ("ticket", "random_reinit", "random_pruning")
 
@@ -33,7 +33,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     levels: dict[int, dict[str, Any]] = {}
     for row in rows:
         kind = "ticket" if row["kind"] in ("dense", "ticket") else row["kind"]
-        level = levels.setdefault(row["round"], {"round": row["round"], "weights_remaining_pct": row["weights_remaining_pct"]})
+        level = levels.setdefault(row["round"], {"round": row["round"], "weights_remaining_pct": row["weights_remaining_pct"],
+                                                 "eligible_sparsity": row.get("eligible_sparsity")})
         level.setdefault(kind, {"accuracy": [], "early_stop_iteration": []})
         level[kind]["accuracy"].append(row["accuracy"])
         if row.get("early_stop_iteration") is not None:
@@ -41,7 +42,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = []
     for r in sorted(levels):
         level = levels[r]
-        entry = {"round": r, "weights_remaining_pct": level["weights_remaining_pct"]}
+        entry = {"round": r, "weights_remaining_pct": level["weights_remaining_pct"], "eligible_sparsity": level["eligible_sparsity"]}
         for kind in KINDS:
             if kind in level:
                 entry[kind] = {k: _mean_std(v) for k, v in level[kind].items() if v}
