@@ -79,7 +79,7 @@ def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
 def test_a_kill_while_writing_config_leaves_a_folder_that_find_still_accepts(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / ".config.json.abc123.tmp").write_text('{"half": ')  # what SIGKILL mid-write leaves
+    (out / ".config.json.k3x_9q2a.tmp").write_text('{"half": ')  # what SIGKILL mid-write leaves
     assert main(["find", *TINY, "--out", str(out)]) == 0
     assert not list(out.rglob("*.tmp"))
 

@@ -29,9 +29,19 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv_ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2")
+    return values
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    values = _csv_ints(text)
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be >= 1, e.g. 1,64,1024")
+    return values
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -105,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench-inference", help="measure dense vs sparse vs INT8 inference of a run's final ticket")
     bench.add_argument("run_dir")
     bench.add_argument("--seed", type=int, default=None, help="which seed's ticket (default: the first)")
-    bench.add_argument("--batch-sizes", type=_csv_ints, default=(1, 64, 1024))
+    bench.add_argument("--batch-sizes", type=_positive_ints, default=(1, 64, 1024))
     bench.add_argument("--device", default="cpu")
     return parser
 

@@ -32,7 +32,11 @@ class Budget:
         m = _BUDGET.match(str(text))
         if not m or float(m.group(1)) <= 0:
             raise LotteryTicketError(f"budget {text!r} is not understood; write e.g. '50000it' (iterations) or '40ep' (epochs)")
-        return cls(float(m.group(1)), m.group(2))
+        amount, unit = float(m.group(1)), m.group(2)
+        if unit == "it" and amount != int(amount):
+            raise LotteryTicketError(f"budget {text!r} is a fraction of an iteration; write a whole number, e.g. "
+                                     f"'{max(1, round(amount))}it', or epochs ('0.5ep')")
+        return cls(amount, unit)
 
     def iterations(self, steps_per_epoch: int) -> int:
         return int(self.amount) if self.unit == "it" else max(1, round(self.amount * steps_per_epoch))
@@ -178,8 +182,8 @@ class ExperimentConfig:
         if self.dataset not in DATASETS:
             raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
         self.seeds = tuple(self.seeds)
-        if any(isinstance(s, bool) or not isinstance(s, int) or not (0 <= s < 2**63) for s in self.seeds):
-            raise LotteryTicketError(f"seeds {list(self.seeds)} must be integers in [0, 2**63); pass e.g. --seeds 0,1,2")
+        if any(isinstance(s, bool) or not isinstance(s, int) or not (0 <= s < 2**31) for s in self.seeds):
+            raise LotteryTicketError(f"seeds {list(self.seeds)} must be integers in [0, 2**31); pass e.g. --seeds 0,1,2")
         if not self.seeds:
             raise LotteryTicketError("seeds is empty; pass e.g. --seeds 0,1,2")
         if len(set(self.seeds)) != len(self.seeds):

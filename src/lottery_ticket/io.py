@@ -30,23 +30,38 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files 0600 whatever the umask; results on a shared machine should be readable as the user's
+# umask allows, like any file they create.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
         if isinstance(exc, OSError):
-            raise LotteryTicketError(f"could not write {path}: {exc.strerror or exc}; free disk space or choose another --out") from exc
+            raise LotteryTicketError(f"could not write {path}: {exc.strerror or exc}; free disk space (or inodes), "
+                                     "check the folder's permissions, or choose another --out") from exc
         raise
     return path
 
@@ -67,7 +82,9 @@ def read_json(path: str | os.PathLike) -> Any:
     except FileNotFoundError:
         raise LotteryTicketError(f"{path} does not exist; check the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LotteryTicketError(f"{path} is not valid JSON ({exc}); delete it so the stage is redone") from None
+        raise LotteryTicketError(f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise LotteryTicketError(f"could not read {path}: {exc.strerror or exc}; check the path and its permissions") from None
 
 
 _META_KEY = "lottery_ticket"

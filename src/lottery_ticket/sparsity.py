@@ -17,7 +17,8 @@ def check_sparsity(value: float, name: str = "sparsity") -> float:
     except (TypeError, ValueError):
         raise LotteryTicketError(f"{name}={value!r} is not a number; pass a fraction in [0, 1), e.g. 0.9") from None
     if not (0.0 <= s < 1.0) or math.isnan(s):
-        hint = f" (did you mean {s / 100:g}?)" if 1.0 <= s < 100.0 else ""
+        hint = " (1 would prune every weight; e.g. 0.99 keeps 1 %)" if s == 1.0 else (
+            f" (did you mean {s / 100:g}?)" if 1.0 < s < 100.0 else "")
         raise LotteryTicketError(f"{name}={value!r} is outside [0, 1); pass the fraction of weights to prune, e.g. 0.9{hint}")
     return s
 

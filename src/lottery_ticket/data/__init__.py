@@ -172,11 +172,11 @@ def load_dataset(name: str | None = None, data_dir: str | os.PathLike | None = N
     if verify_checksums:
         verify_files(spec, folder)
     if name == "cifar10":
-        x, y = load_batches(folder, CIFAR_FILES[:5])
-        xt, yt = load_batches(folder, ["test_batch"])
+        x, y = load_batches(folder, CIFAR_FILES[:5], spec.num_classes)
+        xt, yt = load_batches(folder, ["test_batch"], spec.num_classes)
     else:
-        x, y = load_idx_split(folder, "train")
-        xt, yt = load_idx_split(folder, "t10k")
+        x, y = load_idx_split(folder, "train", spec.num_classes, spec.input_shape[1:])
+        xt, yt = load_idx_split(folder, "t10k", spec.num_classes, spec.input_shape[1:])
     train, val = _split_validation(ArrayDataset(x, y), spec.val_size, validation)
     return DataSplits(name, train, val, ArrayDataset(xt, yt), spec.num_classes, spec.input_shape, spec.mean, spec.std)
 

@@ -7,6 +7,7 @@ to rebuild an ndarray; anything else is refused before it can execute.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from pathlib import Path
 
@@ -48,13 +49,31 @@ def safe_load_batch(path: Path) -> dict:
     return obj
 
 
-def load_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def check_batch(path: Path, batch: dict, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Images [N, 3, 32, 32] uint8 and labels [N] int64 of one batch. A label too few or too many would shift
+    every later label by one (training then runs, at chance accuracy); a label out of range crashes only when sampled."""
+    try:
+        data, labels = np.asarray(batch["data"]), np.asarray(batch["labels"])
+    except (ValueError, TypeError):  # ragged lists
+        raise LotteryTicketError(f"{path}: 'data'/'labels' are not arrays; the batch is corrupt: replace it "
+                                 "(or --download)") from None
+    if data.dtype != np.uint8 or data.ndim < 2 or data.shape[0] == 0 or math.prod(data.shape[1:]) != 3072:
+        raise LotteryTicketError(f"{path}: data has shape {data.shape} and dtype {data.dtype}, expected uint8 (N, 3072); "
+                                 "replace the file (or --download)")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(data):
+        raise LotteryTicketError(f"{path}: {len(data)} images but labels of shape {labels.shape} and dtype {labels.dtype} "
+                                 f"(expected {len(data)} integers); the batch is corrupt: replace it (or --download)")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise LotteryTicketError(f"{path}: label {low if low < 0 else high} is outside 0..{num_classes - 1}; the batch is "
+                                 "corrupt or not CIFAR-10: replace it (or --download)")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def load_batches(folder: Path, names: list[str], num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
     for name in names:
-        batch = safe_load_batch(folder / name)
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise LotteryTicketError(f"{folder / name}: data has shape {data.shape}, expected (N, 3072); replace the file")
-        xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch["labels"], dtype=np.int64))
+        x, y = check_batch(folder / name, safe_load_batch(folder / name), num_classes)
+        xs.append(x)
+        ys.append(y)
     return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))

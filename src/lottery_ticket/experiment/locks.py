@@ -8,6 +8,7 @@ The kernel drops a lock when its process dies, so a SIGKILL never leaves a stale
 from __future__ import annotations
 
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -35,8 +36,18 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
             yield False
             return
         try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
             yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def holder(path: Path) -> str:
+    """Who holds (or last held) the lock at `path`, as its holder wrote it: 'pid N on HOST'."""
+    try:
+        return path.read_text().strip() or "another process"
+    except OSError:
+        return "another process"

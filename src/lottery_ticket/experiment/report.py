@@ -110,8 +110,8 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
         if candidate.exists():
             layer_file = candidate
             break
-    if layer_file is not None:
-        layers = read_json(layer_file)["layer_sparsities"]
+    layers = collect_layer_sparsities(layer_file) if layer_file is not None else {}
+    if layers:
         fig, ax = plt.subplots(figsize=(6.4, 0.35 * len(layers) + 1.5))
         names = list(layers)
         ax.barh(names, [100 * (1 - layers[n]) for n in names], color="tab:blue")
@@ -123,12 +123,25 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
     return written
 
 
+def collect_layer_sparsities(path: Path) -> dict[str, float]:
+    try:
+        layers = read_json(path).get("layer_sparsities", {})
+    except (LotteryTicketError, AttributeError):
+        return {}
+    return layers if isinstance(layers, dict) else {}
+
+
 def report(run_dir: str | Path, plots: bool = True) -> str:
+    from .runfolder import read_run_config
+
     folder, summary, _ = load_summary(run_dir)
-    config = read_json(folder.config)["experiment"]
-    title = f"{config['model']} on {config['dataset']} ({len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})"
+    config = read_run_config(folder)
+    title = f"{config.model} on {config.dataset} ({len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})"
     text = format_table(summary, title)
     if plots:
-        paths = write_plots(folder, summary, title)
+        try:
+            paths = write_plots(folder, summary, title)
+        except LotteryTicketError as exc:  # a read-only folder still gets its table
+            return text + f"\nno plots: {exc}"
         text += "\n" + "\n".join(f"wrote {p}" for p in paths)
     return text

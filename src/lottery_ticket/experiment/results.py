@@ -8,7 +8,9 @@ import statistics
 from typing import Any
 
 from ..io import atomic_write_text, read_json, write_json
-from .runfolder import RunFolder
+from ..errors import LotteryTicketError
+from ..imp.store import valid_record
+from .runfolder import CONTROL_FILE, ROUND_FILE, RunFolder
 
 METRIC_COLUMNS = ["seed", "round", "kind", "weights_remaining_pct", "sparsity", "eligible_sparsity", "num_remaining", "accuracy",
                   "early_stop_iteration", "early_stop_test_accuracy", "iterations", "train_seconds"]
@@ -16,10 +18,24 @@ KINDS = ("ticket", "random_reinit", "random_pruning")
 
 
 def collect_rows(folder: RunFolder) -> list[dict[str, Any]]:
+    """Every valid record of the run: only the exact file names the engine writes ('round_01 (copy).json' is not
+    one), and only records that are what their name says (a damaged one is left for `resume` to redo)."""
     rows = []
     for sf in folder.seeds():
-        for path in sorted((sf.root / "rounds").glob("round_*.json")) + sorted((sf.root / "controls").glob("*.json")):
-            rows.append(read_json(path))
+        for sub, pattern in (("rounds", ROUND_FILE), ("controls", CONTROL_FILE)):
+            for path in sorted((sf.root / sub).glob("*.json")):
+                m = pattern.match(path.name)
+                if not m:
+                    continue
+                kind = m.group(1) if sub == "controls" else None
+                level = int(m.group(m.lastindex))
+                try:
+                    row = read_json(path)
+                except LotteryTicketError:
+                    continue
+                expected = kind or ("dense" if level == 0 else "ticket")
+                if valid_record(row, sf.seed_number, expected, level):
+                    rows.append(row)
     rows.sort(key=lambda r: (r["seed"], r["round"], r["kind"]))
     return rows
 

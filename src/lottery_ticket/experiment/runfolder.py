@@ -17,8 +17,13 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+SEED_DIR = re.compile(r"^seed_(\d+)$")
+ROUND_FILE = re.compile(r"^round_(\d{2,})\.json$")
+CONTROL_FILE = re.compile(r"^(random_reinit|random_pruning)_round_(\d{2,})\.json$")
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,17 @@ class RunFolder:
         return SeedFolder(self.root / f"seed_{seed}")
 
     def seeds(self) -> list["SeedFolder"]:
-        return [SeedFolder(p) for p in sorted(self.root.glob("seed_*")) if p.is_dir()]
+        return [SeedFolder(p) for p in sorted(self.root.glob("seed_*")) if p.is_dir() and SEED_DIR.match(p.name)]
 
 
 @dataclass(frozen=True)
 class SeedFolder:
     root: Path
+
+    @property
+    def seed_number(self) -> int | None:
+        m = SEED_DIR.match(self.root.name)
+        return int(m.group(1)) if m else None
 
     @property
     def init(self) -> Path:
@@ -87,4 +97,26 @@ def read_run_config(folder: RunFolder):
     stored = read_json(folder.config)
     if not isinstance(stored, dict) or not isinstance(stored.get("experiment"), dict):
         raise LotteryTicketError(f"{folder.config} is not a lottery_ticket run config; pass a folder made by `lottery-ticket find`")
-    return ExperimentConfig.from_dict(stored["experiment"], format=stored.get("format", "lottery_ticket.run/1"))
+    try:
+        return ExperimentConfig.from_dict(stored["experiment"], format=stored.get("format", "lottery_ticket.run/1"))
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise LotteryTicketError(f"{folder.config} does not describe an experiment ({exc}); restore it from a copy, "
+                                 "or start over with `lottery-ticket find --out` a new folder") from None
+
+
+# Temporary files are `.NAME.XXXXXXXX.tmp` (io.atomic_write_bytes: mkstemp's 8 random characters), for the names
+# the library writes, in the folders it writes them to. Nothing else is ever swept.
+OUR_TEMP_FILE = re.compile(r"^\.(config\.json|metrics\.csv|summary\.json|[A-Za-z0-9_]+\.(json|safetensors|png))"
+                           r"\.[a-z0-9_]{8}\.tmp$")
+SEED_SUBFOLDERS = ("masks", "trained", "rounds", "controls", "checkpoints")
+
+
+def our_temp_files(places: list[Path]) -> list[Path]:
+    """Orphans a SIGKILL mid-write left in these places; never a user's file or folder."""
+    return [p for place in places if place.is_dir() for p in place.iterdir()
+            if OUR_TEMP_FILE.match(p.name) and p.is_file() and not p.is_symlink()]
+
+
+def seed_places(sf: SeedFolder) -> list[Path]:
+    """Where a seed's files are written (only by the process holding the seed's lock)."""
+    return [sf.root] + [sf.root / sub for sub in SEED_SUBFOLDERS]

@@ -24,10 +24,10 @@ from ..errors import LotteryTicketError
 from ..imp import IMP, SINGLE_PROCESS, Collective, EarlyBirdSpec, FolderStore
 from ..io import write_json
 from ..pruning.registry import make_pruner
-from .locks import LOCK_NAME, file_lock
+from .locks import LOCK_NAME, file_lock, holder
 from .provenance import provenance
 from .results import write_metrics_and_summary
-from .runfolder import RunFolder, read_run_config
+from .runfolder import RunFolder, our_temp_files, read_run_config, seed_places
 
 
 class RunTrainable:
@@ -70,7 +70,7 @@ class ExperimentRunner:
         self.config = config
         self.folder = RunFolder(Path(out_dir))
         self.data_dir, self.verify_checksums = data_dir, verify_checksums
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.progress, self.log = progress, log
         self.checkpoint_every = checkpoint_every
         self.collective = collective
@@ -95,7 +95,7 @@ class ExperimentRunner:
         else:
             self._run_seeds(self.config.seeds)
         self.collective.barrier()
-        return write_metrics_and_summary(self.folder, self.config) if self.is_writer else {}
+        return self.write_summary()
 
     def _run_seeds(self, seeds) -> None:
         """Each seed under its lock: seeds another process holds are skipped, then waited for at the end."""
@@ -130,7 +130,12 @@ class ExperimentRunner:
                 future.result()
 
     def _check_budget(self) -> None:
-        """Problems that would only surface hours in: catch them before anything is written."""
+        """Problems that would only surface later: catch them before anything is written, so the corrected
+        command is not refused as a different experiment."""
+        train_size, batch = len(self.data.train), self.config.train.batch_size
+        if batch > train_size:
+            raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
+                                     f"{self.config.dataset}; pass a smaller --batch-size")
         k = self.config.prune.rewind_iteration
         total = self.iterations(self.config.train.budget)
         if k >= total:
@@ -143,6 +148,9 @@ class ExperimentRunner:
         if root.exists() and not root.is_dir():
             raise LotteryTicketError(f"{root} is a file; pass a folder path as --out")
         root.mkdir(parents=True, exist_ok=True)
+        with file_lock(root / LOCK_NAME, blocking=False) as free:
+            if not free:
+                self.log(f"{root} is being claimed by {holder(root / LOCK_NAME)}; waiting for it")
         with file_lock(root / LOCK_NAME):
             if self.folder.config.exists():
                 self._sweep_temp_files()
@@ -157,7 +165,8 @@ class ExperimentRunner:
                 if config != existing:
                     self._write_config(config)
                 return config
-            if any(p.name != LOCK_NAME and not p.name.endswith(".tmp") for p in root.iterdir()):
+            ours = set(our_temp_files([root]))
+            if any(p.name != LOCK_NAME and p not in ours for p in root.iterdir()):
                 raise LotteryTicketError(f"{root} is not empty and holds no config.json; pass a new or empty --out")
             self._sweep_temp_files()  # a kill while config.json itself was being written
             self._write_config(self.config)
@@ -167,11 +176,14 @@ class ExperimentRunner:
         write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": config.to_dict(),
                                         "identity": config.identity(), "provenance": provenance()})
 
-    def _sweep_temp_files(self) -> None:
-        """A SIGKILL between creating a temp file and renaming it leaves an orphan; nothing ever reads one."""
-        for orphan in self.folder.root.rglob(".*.tmp"):
-            if orphan.is_file():
-                orphan.unlink(missing_ok=True)
+    def _sweep_temp_files(self, places: list[Path] | None = None) -> None:
+        """A SIGKILL between creating a temp file and renaming it leaves an orphan; nothing ever reads one.
+
+        Only the lock holder of a place sweeps it (the run folder's top under RUN_DIR/.lock, a seed's folders
+        under its own lock), so another process's write in progress is never taken for an orphan.
+        """
+        for orphan in our_temp_files(places if places is not None else [self.folder.root]):
+            orphan.unlink(missing_ok=True)
 
     @property
     def data(self):
@@ -199,11 +211,35 @@ class ExperimentRunner:
                    collective=self.collective, log=self.log if self.is_writer else None)
 
     def run_seed(self, seed: int) -> None:
+        """One seed's IMP; the caller holds the seed's lock."""
         def after_level(level: int) -> None:
-            if self.is_writer:
-                write_metrics_and_summary(self.folder, self.config)
+            self.write_summary()
 
+        if self.is_writer:
+            self._sweep_temp_files(seed_places(self.folder.seed(seed)))
         self.imp(seed).run(after_level=after_level)
+
+    def write_summary(self) -> dict[str, Any]:
+        """metrics.csv and summary.json, under the run folder's lock: several processes may finish levels at once."""
+        if not self.is_writer:
+            return {}
+        with file_lock(self.folder.root / LOCK_NAME):
+            return write_metrics_and_summary(self.folder, self.config)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, or one line saying why it cannot be used (before any file is written)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LotteryTicketError(f"device {device!r} is not understood; pass cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LotteryTicketError(f"device {device!r} was asked for but this machine has no usable CUDA GPU; pass --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise LotteryTicketError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LotteryTicketError(f"device {device!r} is not available here; pass --device cpu")
+    return dev
 
 
 def _worker(kwargs: dict, seed: int, threads: int) -> None:

@@ -101,9 +101,9 @@ class IMP:
                 source = 0 if self.schedule.one_shot else level - 1
                 self.train_level(source)
                 trained = self.store.load_state(f"trained/{source}")
-                if trained is None:
-                    raise LotteryTicketError(f"the trained weights of level {source} are missing; delete level "
-                                             f"{source}'s record so it is retrained")
+                if trained is None:  # missing or damaged: retraining reproduces it exactly
+                    self.train_level(source, redo=True)
+                    trained = self.store.load_state(f"trained/{source}")
                 restore_(model, trained)
                 mask = next_mask(self.pruner, self.schedule, model, self.mask(level - 1), self.mask(0), level)
             mask = self.collective.agree(mask)
@@ -112,9 +112,10 @@ class IMP:
         return mask
 
     # ---- training --------------------------------------------------------------------------------
-    def train_level(self, level: int) -> dict:
+    def train_level(self, level: int, redo: bool = False) -> dict:
+        """Train `level` (skipped when its record is stored, unless `redo`: its weights were lost)."""
         kind = "dense" if level == 0 else "ticket"
-        row = self.store.load_record(kind, level)
+        row = None if redo else self.store.load_record(kind, level)
         if row is not None:
             return row
         mask = self.mask(level)
@@ -126,8 +127,9 @@ class IMP:
             restore_(model, self.theta0())
         else:
             rewind = self.store.load_state("rewind")
-            if rewind is None:
-                raise LotteryTicketError("the rewind point (weights after step k) is missing; retrain level 0")
+            if rewind is None:  # missing or damaged: retraining level 0 records it again, identically
+                self.train_level(0, redo=True)
+                rewind = self.store.load_state("rewind")
             restore_(model, rewind)
             start = k if self.rewind_mode == "continue" else 0
         on_step = self._capture_rewind() if level == 0 and k > 0 and self.store.load_state("rewind") is None else None

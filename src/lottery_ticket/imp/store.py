@@ -86,8 +86,12 @@ class FolderStore:
         raise LotteryTicketError(f"unknown state key {key!r}")
 
     def load_state(self, key):
+        # A damaged file is a missing one: every state is reproducible (θ₀ from the seed, the others by training).
         path = self._state_path(key)
-        return load_state(path) if path.is_file() else None
+        try:
+            return load_state(path) if path.is_file() else None
+        except LotteryTicketError:
+            return None
 
     def save_state(self, key, state):
         if self.is_writer:
@@ -95,7 +99,10 @@ class FolderStore:
 
     def load_mask(self, level, model):
         path = self.sf.mask(level)
-        return PruningMask.load(path, model) if path.is_file() else None
+        try:
+            return PruningMask.load(path, model) if path.is_file() else None
+        except LotteryTicketError:
+            return None  # recomputed from the previous level's trained weights: the same mask
 
     def save_mask(self, level, mask):
         if self.is_writer:
@@ -105,8 +112,15 @@ class FolderStore:
         return self.sf.round_result(level) if kind in ("dense", "ticket") else self.sf.control_result(kind, level)
 
     def load_record(self, kind, level) -> dict[str, Any] | None:
+        """The stored record, or None (the stage is redone) when it is missing or not a valid record of it."""
         path = self._record_path(kind, level)
-        return read_json(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            row = read_json(path)
+        except LotteryTicketError:
+            return None
+        return row if valid_record(row, self.sf.seed_number, kind, level) else None
 
     def save_record(self, kind, level, row):
         if self.is_writer:
@@ -119,3 +133,15 @@ class FolderStore:
         if self.is_writer:
             for suffix in (".json", ".safetensors"):
                 self.sf.checkpoint(stage).with_suffix(suffix).unlink(missing_ok=True)
+
+
+def valid_record(row: Any, seed: int | None, kind: str, level: int) -> bool:
+    """A record is trusted only if it is the record of this stage: right seed, level and kind, finite accuracy."""
+    import math
+
+    if not isinstance(row, dict):
+        return False
+    accuracy = row.get("accuracy")
+    return (row.get("round") == level and row.get("kind") == kind and (seed is None or row.get("seed") == seed)
+            and isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) and math.isfinite(accuracy)
+            and isinstance(row.get("iterations", 0), int) and isinstance(row.get("layer_sparsities", {}), dict))

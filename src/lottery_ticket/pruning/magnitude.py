@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+import torch
 from torch import nn
 
 from ..errors import LotteryTicketError
@@ -85,6 +86,14 @@ class MagnitudePruner(Pruner):
         for names, count in zip(groups, counts):
             if count <= 0:
                 continue
+            alive = sum(count_alive(mask[n]) for n in names)
+            if count >= alive:
+                raise LotteryTicketError(f"this target prunes every remaining weight of {', '.join(names[:3])}"
+                                         f"{' ...' if len(names) > 3 else ''}; pass a lower sparsity (e.g. 0.99)")
+            bad = [n for n in names if not bool(torch.isfinite(params[n].detach()).all())]
+            if bad:
+                raise LotteryTicketError(f"weights of {', '.join(bad[:3])} are NaN or infinite, so their magnitudes "
+                                         "rank nothing; training diverged: lower the learning rate (--lr) or add warmup")
             keeps = select_lowest([params[n] for n in names], [mask[n] for n in names], count)
             for n, k in zip(names, keeps):
                 new.masks[n] = k

@@ -77,9 +77,13 @@ class Evaluate(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Stop with a clear message when the loss becomes NaN/inf (checked every N steps: it syncs)."""
+    """Stop with a clear message when the loss becomes NaN/inf, on the step it happens.
 
-    def __init__(self, every: int = 50):
+    Reading the loss syncs the device, so on a GPU it is read every `every` steps; the weights are checked
+    at the end of training either way, so no NaN reaches pruning (which refuses non-finite weights too).
+    """
+
+    def __init__(self, every: int = 1):
         self.every = every
 
     def on_step(self, trainer, iteration, loss):
@@ -88,6 +92,15 @@ class DivergenceGuard(Callback):
                 f"training diverged: loss is {loss} at iteration {iteration}; lower the learning rate "
                 "(--lr) or add warmup; earlier rounds are kept and `resume` continues from them"
             )
+
+    def on_train_end(self, trainer):
+        import torch
+
+        bad = [n for n, p in trainer.model.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
+        if bad:
+            raise LotteryTicketError(
+                f"training diverged: {', '.join(bad[:3])} hold NaN or infinite values after {trainer.iteration} "
+                "iterations; lower the learning rate (--lr) or add warmup")
 
 
 class Progress(Callback):

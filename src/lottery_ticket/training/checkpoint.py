@@ -8,6 +8,8 @@ whose hash does not match its tensors is ignored and training restarts from the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +36,24 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
             else:
                 scalars.setdefault(str(idx), {})[key] = value
     tensor_path = path.with_suffix(".safetensors")
-    save_tensors(tensor_path, tensors, metadata={"format": "lottery_ticket.checkpoint/1"})
-    write_json(path.with_suffix(".json"), {
-        "format": "lottery_ticket.checkpoint/1",
+    save_tensors(tensor_path, tensors, metadata={"format": FORMAT})
+    record = {
+        "format": FORMAT,
         "iteration": iteration,
         "param_groups": opt_state["param_groups"],
         "optimizer_scalars": scalars,
         "extra": extra,
         "tensors_sha256": file_digest(tensor_path),
-    })
+    }
+    write_json(path.with_suffix(".json"), {**record, "record_sha256": _record_digest(record)})
+
+
+FORMAT = "lottery_ticket.checkpoint/2"
+
+
+def _record_digest(record: dict[str, Any]) -> str:
+    """The JSON record is hashed too: an edited iteration or optimizer scalar must not be trusted."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
@@ -54,19 +65,30 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         return None
     try:
         meta = read_json(meta_path)
-        if meta.get("tensors_sha256") != file_digest(tensor_path):
+        record = {k: v for k, v in meta.items() if k != "record_sha256"}
+        if meta.get("record_sha256") != _record_digest(record) or meta.get("tensors_sha256") != file_digest(tensor_path):
             return None
         tensors = load_tensors(tensor_path)
-    except LotteryTicketError:
+    except (LotteryTicketError, AttributeError):
         return None
-    restore_(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, idx, name = key.split("/", 2)
-            state.setdefault(int(idx), {})[name] = value
-    for idx, values in meta["optimizer_scalars"].items():
-        state.setdefault(int(idx), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # Restore into copies first: a checkpoint that does not fit (another model, a damaged record) is ignored, and
+    # the stage restarts from its beginning with the model and optimizer untouched.
+    model_state, optimizer_state = snapshot(model), optimizer.state_dict()
+    try:
+        restore_(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim/"):
+                _, idx, name = key.split("/", 2)
+                state.setdefault(int(idx), {})[name] = value
+        for idx, values in meta["optimizer_scalars"].items():
+            state.setdefault(int(idx), {}).update(values)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        if not isinstance(meta["iteration"], int) or not isinstance(meta["extra"], dict):
+            raise ValueError("iteration or extra has the wrong type")
+    except (LotteryTicketError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+        restore_(model, model_state)
+        optimizer.load_state_dict(optimizer_state)
+        return None
     meta["extra_tensors"] = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
     return meta

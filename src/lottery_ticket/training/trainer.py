@@ -132,7 +132,7 @@ class Trainer:
         self.model.train()
 
     def _callbacks(self, on_step: Callable | None) -> list[Callback]:
-        cbs: list[Callback] = [DivergenceGuard()]
+        cbs: list[Callback] = [DivergenceGuard(every=1 if self.device.type == "cpu" else 50)]
         if self.evaluator is not None:
             cbs.append(self.evaluator)
         if on_step is not None:
