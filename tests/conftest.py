@@ -53,5 +53,6 @@ def metrics_without_timing(run_dir: Path) -> list[dict]:
     for path in sorted(run_dir.rglob("rounds/*.json")) + sorted(run_dir.rglob("controls/*.json")):
         row = json.loads(path.read_text())
         row.pop("train_seconds")
+        row.pop("record_sha256", None)  # covers train_seconds, so it differs too
         rows.append(row)
     return rows

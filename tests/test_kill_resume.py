@@ -37,6 +37,7 @@ def fingerprint(run: Path) -> dict[str, object]:
         elif path.suffix == ".json" and path.parent.name in ("rounds", "controls"):
             row = json.loads(path.read_text())
             row.pop("train_seconds")
+            row.pop("record_sha256")
             out[rel] = row
     return out
 

@@ -1,11 +1,12 @@
 """Property tests (hypothesis) for the pruners: masks only shrink, counts are exact, global ranks by magnitude."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lottery_ticket import MagnitudePruner, PruningMask, RandomPruner
+from lottery_ticket import LotteryTicketError, MagnitudePruner, PruningMask, RandomPruner
 from lottery_ticket.mask import named_parameters
 
 shapes = st.lists(st.tuples(st.integers(1, 12), st.integers(1, 12)), min_size=1, max_size=4)
@@ -26,6 +27,13 @@ def model_with(layer_shapes, seed, ties):
 def test_masks_only_shrink_and_the_count_is_exact(layer_shapes, seed, ties, s1, s2, global_pruning):
     model = model_with(layer_shapes, seed, ties)
     pruner = MagnitudePruner(global_pruning=global_pruning)
+    sizes = [o * i for o, i in layer_shapes]
+    for s in (s1, max(s1, s2)):
+        survivors = sum(sizes) - round(s * sum(sizes)) if global_pruning else sum(n - round(s * n) for n in sizes)
+        if survivors == 0:  # a target that rounds to every weight is refused, not a ticket with nothing left
+            with pytest.raises(LotteryTicketError, match="prunes every remaining weight"):
+                pruner.prune(model, PruningMask(model), s)
+            return
     first = pruner.prune(model, PruningMask(model), s1)
     second = pruner.prune(model, first, max(s1, s2))
     for n in first:
@@ -41,6 +49,8 @@ def test_masks_only_shrink_and_the_count_is_exact(layer_shapes, seed, ties, s1, 
 @settings(max_examples=60, deadline=None)
 @given(shapes, st.integers(0, 10_000), st.booleans(), st.floats(0.01, 0.99))
 def test_global_pruning_ranks_by_magnitude(layer_shapes, seed, ties, sparsity):
+    total = sum(o * i for o, i in layer_shapes)
+    sparsity = min(sparsity, (total - 1) / total)  # leave a weight: an empty ticket is refused
     model = model_with(layer_shapes, seed, ties)
     mask = MagnitudePruner(global_pruning=True).prune(model, PruningMask(model), sparsity)
     params = named_parameters(model)
@@ -54,6 +64,8 @@ def test_global_pruning_ranks_by_magnitude(layer_shapes, seed, ties, sparsity):
 @settings(max_examples=40, deadline=None)
 @given(shapes, st.integers(0, 10_000), st.floats(0, 0.99))
 def test_random_control_keeps_every_layers_count(layer_shapes, seed, sparsity):
+    total = sum(o * i for o, i in layer_shapes)
+    sparsity = min(sparsity, (total - 1) / total)  # leave a weight: an empty ticket is refused
     model = model_with(layer_shapes, seed, False)
     ticket = MagnitudePruner(global_pruning=True).prune(model, PruningMask(model), sparsity)
     control = RandomPruner(seed).like(ticket)

@@ -94,8 +94,23 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], m
     """Write tensors as safetensors. The metadata travels as ONE JSON string under one key: safetensors
     stores its metadata map in hash order, so several keys would make identical saves differ in bytes."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    header = {_META_KEY: json.dumps(dict(metadata), sort_keys=True)} if metadata else None
+    meta = {**dict(metadata or {}), _DIGEST_KEY: tensors_digest(cpu)}
+    header = {_META_KEY: json.dumps(meta, sort_keys=True)}
     return atomic_write_bytes(path, safetensors_bytes(cpu, metadata=header))
+
+
+_DIGEST_KEY = "content_sha256"
+
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes: a flipped bit anywhere in the data is caught
+    on load (safetensors itself checks only that the header and the lengths agree)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -104,16 +119,24 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LotteryTicketError(f"{path} does not exist; check the path")
     with open(path, "rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80" or head == b"PK":
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Only a file that is not that and
+    # starts like a pickle (protocol 2+ opcode) or a zip (torch.save) is called one; a header of 128 bytes also
+    # starts with 0x80.
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= path.stat().st_size
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise LotteryTicketError(
             f"{path} is a pickle/torch.save file, which can run code when loaded; refusing it. "
             "Re-save it as safetensors (lottery_ticket only reads .safetensors)"
         )
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); it may be truncated: delete it and redo that stage") from None
+        raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); it may be truncated or damaged") from None
+    expected = read_tensor_metadata(path).get(_DIGEST_KEY)
+    if expected is not None and expected != tensors_digest(tensors):
+        raise LotteryTicketError(f"{path} is damaged: its tensors do not match the hash written with them")
+    return tensors
 
 
 def read_tensor_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -124,6 +147,7 @@ def read_tensor_metadata(path: str | os.PathLike) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise LotteryTicketError(f"{path} is not a valid safetensors file ({exc}); delete it and redo that stage") from None
     try:
-        return json.loads(raw[_META_KEY]) if _META_KEY in raw else raw
+        meta = json.loads(raw[_META_KEY]) if _META_KEY in raw else raw
     except json.JSONDecodeError:
         return {}
+    return meta if isinstance(meta, dict) else {}

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..io import atomic_write_text, read_json, write_json
 from ..errors import LotteryTicketError
+from ..imp.records import unseal
 from ..imp.store import valid_record
 from .runfolder import CONTROL_FILE, ROUND_FILE, RunFolder
 
@@ -30,7 +31,7 @@ def collect_rows(folder: RunFolder) -> list[dict[str, Any]]:
                 kind = m.group(1) if sub == "controls" else None
                 level = int(m.group(m.lastindex))
                 try:
-                    row = read_json(path)
+                    row = unseal(read_json(path))
                 except LotteryTicketError:
                     continue
                 expected = kind or ("dense" if level == 0 else "ticket")

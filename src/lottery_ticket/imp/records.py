@@ -21,3 +21,30 @@ def level_record(seed: int, level: int, kind: str, mask: PruningMask, eligible: 
                  result: Mapping[str, Any]) -> dict[str, Any]:
     """kind: 'dense' (level 0), 'ticket', or a control's record name. `result` holds accuracy and training metrics."""
     return {**result, "seed": seed, "round": level, "kind": kind, **mask_stats(mask, eligible)}
+
+
+DIGEST = "record_sha256"
+
+
+def seal(row: dict[str, Any]) -> dict[str, Any]:
+    """The record with a SHA-256 of its own content, so an edited or bit-flipped accuracy is caught on read."""
+    body = {k: v for k, v in row.items() if k != DIGEST}
+    return {**body, DIGEST: _digest(body)}
+
+
+def unseal(row: Any) -> dict[str, Any] | None:
+    """The record without its digest, or None when the digest does not match (records from before digests
+    existed have none and are read as they are)."""
+    if not isinstance(row, dict):
+        return None
+    body = {k: v for k, v in row.items() if k != DIGEST}
+    if DIGEST in row:
+        return body if row[DIGEST] == _digest(body) else None
+    return None if any(k.startswith("record_") for k in body) else body
+
+
+def _digest(body: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=True).encode()).hexdigest()

@@ -17,6 +17,7 @@ from ..errors import LotteryTicketError
 from ..io import read_json, write_json
 from ..mask import PruningMask
 from ..state import load_state, save_state
+from .records import seal, unseal
 
 
 class Store(Protocol):
@@ -117,14 +118,14 @@ class FolderStore:
         if not path.is_file():
             return None
         try:
-            row = read_json(path)
+            row = unseal(read_json(path))
         except LotteryTicketError:
             return None
         return row if valid_record(row, self.sf.seed_number, kind, level) else None
 
     def save_record(self, kind, level, row):
         if self.is_writer:
-            write_json(self._record_path(kind, level), row)
+            write_json(self._record_path(kind, level), seal(row))
 
     def checkpoint(self, stage):
         return self.sf.checkpoint(stage)

@@ -82,14 +82,15 @@ class MagnitudePruner(Pruner):
     @staticmethod
     def _prune_group(model, mask: PruningMask, groups: list[list[str]], counts: list[int]) -> PruningMask:
         params = named_parameters(model)
+        alive = [sum(count_alive(mask[n]) for n in names) for names in groups]
+        if sum(alive) and sum(max(0, a - max(0, c)) for a, c in zip(alive, counts)) == 0:
+            # 0.9999999 rounds to every weight; a ticket with no weight left is not one (1.0 is refused outright).
+            raise LotteryTicketError("this target prunes every remaining weight it may touch; pass a lower sparsity "
+                                     "(e.g. 0.99)")
         new = mask.copy()
         for names, count in zip(groups, counts):
             if count <= 0:
                 continue
-            alive = sum(count_alive(mask[n]) for n in names)
-            if count >= alive:
-                raise LotteryTicketError(f"this target prunes every remaining weight of {', '.join(names[:3])}"
-                                         f"{' ...' if len(names) > 3 else ''}; pass a lower sparsity (e.g. 0.99)")
             bad = [n for n in names if not bool(torch.isfinite(params[n].detach()).all())]
             if bad:
                 raise LotteryTicketError(f"weights of {', '.join(bad[:3])} are NaN or infinite, so their magnitudes "
