@@ -98,15 +98,22 @@ def read_run_config(folder: RunFolder):
     if not isinstance(stored, dict) or not isinstance(stored.get("experiment"), dict):
         raise LotteryTicketError(f"{folder.config} is not a lottery_ticket run config; pass a folder made by `lottery-ticket find`")
     advice = "restore it from a copy, or start over with `lottery-ticket find --out` a new folder"
+    if "experiment_sha256" in stored and stored["experiment_sha256"] != experiment_digest(stored["experiment"]):
+        # Every setting, seeds included: a flipped digit must not silently become another seed or learning rate.
+        raise LotteryTicketError(f"{folder.config} was edited or damaged (its settings no longer match the hash "
+                                 f"written with them); {advice}")
     try:
         config = ExperimentConfig.from_dict(stored["experiment"], format=stored.get("format", "lottery_ticket.run/1"))
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise LotteryTicketError(f"{folder.config} does not describe an experiment ({exc}); {advice}") from None
-    # run/2 stores the identity beside the config: an edited or damaged value makes the two disagree.
-    if "identity" in stored and stored["identity"] != config.identity():
-        raise LotteryTicketError(f"{folder.config} was edited or damaged (its settings no longer match the identity "
-                                 f"stored with them); {advice}")
     return config
+
+
+def experiment_digest(experiment) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(experiment, sort_keys=True).encode()).hexdigest()
 
 
 # Temporary files are `.NAME.XXXXXXXX.tmp` (io.atomic_write_bytes: mkstemp's 8 random characters), for the names

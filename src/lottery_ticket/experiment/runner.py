@@ -27,7 +27,7 @@ from ..pruning.registry import make_pruner
 from .locks import LOCK_NAME, file_lock, holder
 from .provenance import provenance
 from .results import write_metrics_and_summary
-from .runfolder import RunFolder, our_temp_files, read_run_config, seed_places
+from .runfolder import RunFolder, experiment_digest, our_temp_files, read_run_config, seed_places
 
 
 class RunTrainable:
@@ -173,7 +173,9 @@ class ExperimentRunner:
             return self.config
 
     def _write_config(self, config: ExperimentConfig) -> None:
-        write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": config.to_dict(),
+        experiment = config.to_dict()
+        write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": experiment,
+                                        "experiment_sha256": experiment_digest(experiment),
                                         "identity": config.identity(), "provenance": provenance()})
 
     def _sweep_temp_files(self, places: list[Path] | None = None) -> None:

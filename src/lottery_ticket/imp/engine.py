@@ -70,6 +70,7 @@ class IMP:
         """Every level and its controls; returns the ticket records (level 0 is the dense network)."""
         rows = []
         for level in range(self.schedule.rounds + 1):
+            self.mask(level)  # a damaged mask file of a finished level is recomputed (the same mask) before anything else
             rows.append(self.train_level(level))
             if level > 0:
                 for control in self.controls:
