@@ -329,3 +329,27 @@ def test_damaging_any_byte_of_a_run_folder_never_runs_code_never_escapes_and_res
             continue
         reference = load_state(finished_run / path.relative_to(run))
         assert state.keys() == reference.keys() and all(torch.equal(state[k], reference[k]) for k in state)
+
+
+def test_bad_metadata_in_saved_experiments_and_tickets_is_one_clear_error(tmp_path):
+    from lottery_ticket import load_experiment
+    from lottery_ticket.export.size import load_ticket, save_ticket
+    from lottery_ticket.io import read_tensor_metadata, save_tensors
+    from lottery_ticket.io import load_tensors as read_tensors
+
+    (tmp_path / "exp").mkdir()
+    write_json(tmp_path / "exp" / "experiment.json", {"format": "lottery_ticket.experiment/1", "num_masks": "many"})
+    with pytest.raises(LotteryTicketError, match="num_masks='many', not a mask count"):
+        load_experiment(tmp_path / "exp")
+
+    torch.manual_seed(0)
+    model = MODELS["lenet300"]()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.9)
+    mask.apply(model)
+    path = tmp_path / "ticket.safetensors"
+    save_ticket(path, model, mask, "csr")
+    meta = read_tensor_metadata(path)
+    meta["layers"] = "{not json"
+    save_tensors(path, read_tensors(path), metadata=meta)
+    with pytest.raises(LotteryTicketError, match="damaged sparse ticket"):
+        load_ticket(path)

@@ -273,10 +273,14 @@ def _load_experiment_into(finder: LotteryTicketFinder, path: Path) -> dict:
     results = read_json(path / "experiment.json")
     if not isinstance(results, dict) or results.get("format") != EXPERIMENT_FORMAT:
         raise LotteryTicketError(f"{path / 'experiment.json'} is not a lottery_ticket experiment (format {EXPERIMENT_FORMAT!r} expected)")
+    num_masks = results.get("num_masks", 0)
+    if isinstance(num_masks, bool) or not isinstance(num_masks, int) or not 0 <= num_masks <= 10_000:
+        raise LotteryTicketError(f"{path / 'experiment.json'} has num_masks={num_masks!r}, not a mask count; "
+                                 "write the folder again with save_experiment")
     finder.results = results
     finder.initial_state = load_state(path / "init.safetensors") if (path / "init.safetensors").exists() else None
     finder.rewind_state = load_state(path / "rewind.safetensors") if (path / "rewind.safetensors").exists() else None
-    finder.masks = [PruningMask.load(path / "masks" / f"round_{i:02d}.safetensors") for i in range(int(results.get("num_masks", 0)))]
+    finder.masks = [PruningMask.load(path / "masks" / f"round_{i:02d}.safetensors") for i in range(num_masks)]
     return results
 
 

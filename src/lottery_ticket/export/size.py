@@ -83,6 +83,14 @@ def load_ticket(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Pruni
     if meta.get("format") != TICKET_FORMAT:
         raise LotteryTicketError(f"{path} is not a sparse ticket (format {TICKET_FORMAT!r} expected); write it with save_ticket")
     tensors = load_tensors(path)
+    try:
+        return _decode_ticket(meta, tensors)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, json.JSONDecodeError) as exc:
+        raise LotteryTicketError(f"{path} is a damaged sparse ticket ({type(exc).__name__}: {exc}); write it again "
+                                 "with save_ticket") from None
+
+
+def _decode_ticket(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], PruningMask]:
     fmt, layers = meta["storage"], json.loads(meta["layers"])
     dtypes = {n: getattr(torch, d.removeprefix("torch.")) for n, d in json.loads(meta["dtypes"]).items()}
     state = {k: v for k, v in tensors.items() if "::" not in k}
