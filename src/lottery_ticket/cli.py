@@ -68,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     find = sub.add_parser("find", help="run IMP (and controls) into a run folder",
                           description="Run iterative magnitude pruning: train, prune, reset to θ₀ (or rewind), repeat.")
     find.add_argument("--preset", help="a paper protocol from `lottery-ticket list` (default: mnist1d-mlp)")
-    find.add_argument("--model", help="override the preset's model")
-    find.add_argument("--dataset", help="override the preset's dataset")
+    find.add_argument("--model", help="override the preset's model: a name from `lottery-ticket list`, or your own "
+                                      "'package.module:callable' returning an nn.Module")
+    find.add_argument("--dataset", "--data", dest="dataset", help="override the preset's dataset; or your own: "
+                      "'package.module:callable' returning {'train', 'test'[, 'val']} iterables of (inputs, targets)")
+    find.add_argument("--loss", help="cross_entropy (default), or 'package.module:callable' (outputs, targets) -> loss")
     find.add_argument("--rounds", type=int, help="number of pruning levels after the dense one")
     find.add_argument("--rate", type=float, help="fraction of the surviving weights pruned per level (the paper's form; "
                                                  "replaces the preset's per-layer rates)")
@@ -135,7 +138,8 @@ def config_from_args(args: argparse.Namespace):
 
     preset = get_preset(args.preset or DEFAULT_PRESET)
     train_overrides = {k: v for k, v in (("budget", args.budget), ("lr", args.lr), ("batch_size", args.batch_size),
-                                         ("optimizer", args.optimizer), ("eval_every", args.eval_every)) if v is not None}
+                                         ("optimizer", args.optimizer), ("eval_every", args.eval_every),
+                                         ("loss", args.loss)) if v is not None}
     prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("rewind_iteration", args.rewind_iteration),
                                          ("rewind_mode", args.rewind_mode), ("global_pruning", args.global_pruning),
                                          ("pruner", args.pruner), ("nm", args.nm)) if v is not None}

@@ -63,6 +63,8 @@ class TrainConfig:
     data_seed: int = field(default=0, metadata={"help": "seed for data order and augmentation"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format (conv nets)"})
+    loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy, or 'module:callable' "
+                                                                 "(outputs, targets) -> mean loss"})
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam", "adamw"):
@@ -177,10 +179,20 @@ class ExperimentConfig:
         from .data import DATASETS
         from .imp.controls import CONTROLS
         from .models import get_model_class
+        from .plugins import is_import_path, load_object
 
-        get_model_class(self.model)  # unknown names fail here, before any folder is touched
-        if self.dataset not in DATASETS:
-            raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        # Unknown names and import paths that do not resolve fail here, before any folder is touched.
+        if is_import_path(self.model):
+            load_object(self.model, "model")
+        else:
+            get_model_class(self.model)
+        if is_import_path(self.dataset):
+            load_object(self.dataset, "data")
+        elif self.dataset not in DATASETS:
+            raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}, "
+                                     "or give your own as 'package.module:callable'")
+        if self.train.loss != "cross_entropy":
+            load_object(self.train.loss, "loss")
         self.seeds = tuple(self.seeds)
         if any(isinstance(s, bool) or not isinstance(s, int) or not (0 <= s < 2**31) for s in self.seeds):
             raise LotteryTicketError(f"seeds {list(self.seeds)} must be integers in [0, 2**31); pass e.g. --seeds 0,1,2")

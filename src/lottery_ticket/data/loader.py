@@ -86,3 +86,45 @@ def torch_dataloader(dataset: ArrayDataset, batch_size: int, shuffle: bool = Tru
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, dataset.y), batch_size=batch_size,
                                        shuffle=shuffle, generator=g)
+
+
+class EpochLoader:
+    """Any iterable of (inputs, targets) batches, made a deterministic epoch loader for the Trainer.
+
+    Each epoch's order is a function of (seed, epoch), as in the in-memory loader, so a run resumed mid-epoch
+    replays the same batches: a DataLoader's RandomSampler gets a generator seeded per epoch (and a
+    DistributedSampler its epoch). Batches are moved to the device here.
+    """
+
+    def __init__(self, iterable, seed: int = 0, device: str | torch.device = "cpu"):
+        self.iterable, self.seed, self.device = iterable, int(seed), torch.device(device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        sampler = getattr(self.iterable, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)
+        elif isinstance(sampler, torch.utils.data.RandomSampler):
+            if sampler.generator is None:
+                sampler.generator = torch.Generator()
+            sampler.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def __len__(self) -> int:
+        from ..errors import LotteryTicketError
+
+        try:
+            return len(self.iterable)
+        except TypeError:
+            raise LotteryTicketError("the training data has no length, so an epoch is undefined; give a DataLoader "
+                                     "(or any iterable with __len__), or a budget in iterations ('5000it')") from None
+
+    def __iter__(self):
+        for batch in self.iterable:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                from ..errors import LotteryTicketError
+
+                raise LotteryTicketError(f"a batch of the data is a {type(batch).__name__} of length "
+                                         f"{len(batch) if hasattr(batch, '__len__') else '?'}; yield (inputs, targets) pairs")
+            x, y = batch
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

@@ -102,8 +102,13 @@ def read_run_config(folder: RunFolder):
         # Every setting, seeds included: a flipped digit must not silently become another seed or learning rate.
         raise LotteryTicketError(f"{folder.config} was edited or damaged (its settings no longer match the hash "
                                  f"written with them); {advice}")
+    from ..plugins import add_import_roots
+
+    add_import_roots(stored.get("import_roots"))  # your own model/data modules, wherever `resume` runs from
     try:
         config = ExperimentConfig.from_dict(stored["experiment"], format=stored.get("format", "lottery_ticket.run/1"))
+    except LotteryTicketError:
+        raise
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise LotteryTicketError(f"{folder.config} does not describe an experiment ({exc}); {advice}") from None
     return config

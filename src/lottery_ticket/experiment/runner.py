@@ -39,8 +39,15 @@ class RunTrainable:
 
     def build_model(self, seed: int) -> torch.nn.Module:
         from ..models import build_model_for_data
+        from ..plugins import build_user_model, is_import_path
 
         c, data = self.runner.config, self.runner.data
+        if is_import_path(c.model):
+            return build_user_model(c.model, seed, **c.model_kwargs).to(self.runner.device)
+        if not hasattr(data, "num_classes"):  # a built-in model on your own data: its own defaults, or model_kwargs
+            from ..models import build_model
+
+            return build_model(c.model, seed, **c.model_kwargs).to(self.runner.device)
         return build_model_for_data(c.model, seed, data.num_classes, data.input_shape, **c.model_kwargs).to(self.runner.device)
 
     def train(self, model, mask, *, stage, start_iteration, on_step, callbacks) -> dict[str, Any]:
@@ -132,10 +139,15 @@ class ExperimentRunner:
     def _check_budget(self) -> None:
         """Problems that would only surface later: catch them before anything is written, so the corrected
         command is not refused as a different experiment."""
-        train_size, batch = len(self.data.train), self.config.train.batch_size
+        from ..data.types import DataSplits
+
+        batch = self.config.train.batch_size
+        train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
         if batch > train_size:
             raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
                                      f"{self.config.dataset}; pass a smaller --batch-size")
+        # Your own model factory runs once here, so one that fails or returns no nn.Module stops before any write.
+        RunTrainable(self, self.config.seeds[0], None).build_model(self.config.seeds[0])
         k = self.config.prune.rewind_iteration
         total = self.iterations(self.config.train.budget)
         if k >= total:
@@ -173,10 +185,15 @@ class ExperimentRunner:
             return self.config
 
     def _write_config(self, config: ExperimentConfig) -> None:
+        from ..plugins import import_root, is_import_path
+
         experiment = config.to_dict()
+        paths = [p for p in (config.model, config.dataset, config.train.loss) if is_import_path(p)]
+        roots = sorted({r for r in map(import_root, paths) if r})
         write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": experiment,
                                         "experiment_sha256": experiment_digest(experiment),
-                                        "identity": config.identity(), "provenance": provenance()})
+                                        "identity": config.identity(), "import_roots": roots,
+                                        "provenance": provenance()})
 
     def _sweep_temp_files(self, places: list[Path] | None = None) -> None:
         """A SIGKILL between creating a temp file and renaming it leaves an orphan; nothing ever reads one.
@@ -191,12 +208,23 @@ class ExperimentRunner:
     def data(self):
         if self._data is None:
             from ..data import load_dataset
+            from ..plugins import is_import_path, load_user_data
 
-            self._data = load_dataset(self.config.dataset, self.data_dir, verify_checksums=self.verify_checksums)
+            if is_import_path(self.config.dataset):
+                self._data = load_user_data(self.config.dataset)
+            else:
+                self._data = load_dataset(self.config.dataset, self.data_dir, verify_checksums=self.verify_checksums)
         return self._data
 
     def iterations(self, budget: str) -> int:
-        steps_per_epoch = max(1, len(self.data.train) // self.config.train.batch_size)
+        from ..data.loader import EpochLoader
+        from ..data.types import DataSplits
+
+        if isinstance(self.data, DataSplits):
+            steps_per_epoch = max(1, len(self.data.train) // self.config.train.batch_size)
+        else:  # your own loader: an epoch is its number of batches
+            parsed = Budget.parse(budget)
+            steps_per_epoch = len(EpochLoader(self.data.train)) if parsed.unit == "ep" else 1
         return Budget.parse(budget).iterations(steps_per_epoch)
 
     # ---- one seed --------------------------------------------------------------------------------------

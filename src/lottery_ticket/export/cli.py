@@ -28,6 +28,10 @@ def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[tor
     if not finished:
         raise LotteryTicketError(f"{run_dir} has no finished round for seed {seed}; run or resume it first")
     r = finished[-1]
+    if config.dataset not in DATASETS or ":" in config.model:
+        raise LotteryTicketError(f"bench-inference measures built-in models on built-in datasets; {run_dir} uses "
+                                 f"{config.model} on {config.dataset}: load its ticket with lottery_ticket.state.load_state "
+                                 "and lottery_ticket.export.benchmark_inference instead")
     spec = DATASETS[config.dataset]
     model = build_model_for_data(config.model, seed, spec.num_classes, spec.input_shape, **config.model_kwargs)
     restore_(model, load_state(sf.trained(r)))

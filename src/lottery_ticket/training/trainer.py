@@ -31,17 +31,24 @@ class Trainer:
                  callbacks: Iterable[Callback] = (), progress: bool = False, eval_batch_size: int = 2000,
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
                  rank: int = 0, world_size: int = 1):
-        from ..data.loader import InMemoryLoader
+        from ..data.loader import EpochLoader, InMemoryLoader
+        from ..data.types import DataSplits, LoaderSplits
 
-        self.config, self.data, self.device = config, data, torch.device(device)
+        self.config, self.device = config, torch.device(device)
         self.rank, self.world_size = rank, world_size
-        if config.batch_size % world_size:
-            raise LotteryTicketError(f"batch_size={config.batch_size} does not split over {world_size} processes; "
-                                     f"use a multiple of {world_size} (the global batch stays the paper's)")
-        # Each rank takes its shard of every global batch, so the global batch (and the results) match one process.
-        self.loader = InMemoryLoader(data.train, config.batch_size // world_size, mean=data.mean, std=data.std, shuffle=True,
-                                     seed=config.data_seed, augment=config.augment, drop_last=True, device=self.device,
-                                     rank=rank, world_size=world_size)
+        self.loss_fn = resolve_loss(config.loss)
+        if isinstance(data, DataSplits):
+            if config.batch_size % world_size:
+                raise LotteryTicketError(f"batch_size={config.batch_size} does not split over {world_size} processes; "
+                                         f"use a multiple of {world_size} (the global batch stays the paper's)")
+            # Each rank takes its shard of every global batch, so the global batch (and the results) match one process.
+            self.loader = InMemoryLoader(data.train, config.batch_size // world_size, mean=data.mean, std=data.std,
+                                         shuffle=True, seed=config.data_seed, augment=config.augment, drop_last=True,
+                                         device=self.device, rank=rank, world_size=world_size)
+        else:  # your own iterables (DataLoaders): batch size, sharding and augmentation are theirs
+            data = data if isinstance(data, LoaderSplits) else LoaderSplits.from_mapping("the data", data)
+            self.loader = EpochLoader(data.train, seed=config.data_seed, device=self.device)
+        self.data = data
         self.steps_per_epoch = len(self.loader)
         self.total_iterations = Budget.parse(config.budget).iterations(self.steps_per_epoch)
         eval_every = Budget.parse(config.eval_every).iterations(self.steps_per_epoch) if config.eval_every else 0
@@ -59,7 +66,7 @@ class Trainer:
     # ---- the step -------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.forward(x), y)
+        loss = self.loss_fn(self.forward(x), y)
         loss.backward()
         self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() (-> zero pruned weights)
         if self.lr_factor is not None:
@@ -82,13 +89,22 @@ class Trainer:
         if resumed:
             self._load_callback_states(callbacks, resumed)
         loss = torch.zeros(())
+        first_step = True
         epoch, skip = divmod(self.iteration, self.steps_per_epoch)
         while self.iteration < self.total_iterations:
             self.loader.set_epoch(epoch)
             for batch_index, (x, y) in enumerate(self.loader):
                 if batch_index < skip:  # resuming mid-epoch: replay the epoch's order up to where we stopped
                     continue
-                loss = self.train_step(x, y)
+                try:
+                    loss = self.train_step(x, y)
+                except RuntimeError as exc:
+                    if not first_step:
+                        raise
+                    # Your own data or model: a shape mismatch surfaces here, as one line instead of torch's traceback.
+                    raise LotteryTicketError(f"the first training batch (inputs {tuple(x.shape)}, targets {tuple(y.shape)}) "
+                                             f"does not fit the model or the loss: {str(exc).splitlines()[0]}") from None
+                first_step = False
                 self.iteration += 1
                 for cb in callbacks:
                     if cb.every and self.iteration % cb.every == 0:
@@ -201,23 +217,46 @@ class Trainer:
     def evaluate(self, split: str = "test", model: nn.Module | None = None) -> dict[str, float]:
         from ..data.loader import InMemoryLoader
 
+        from ..data.loader import EpochLoader
+        from ..data.types import DataSplits
+
         model = model if model is not None else self.model
         dataset = getattr(self.data, split)
         if split not in self._eval_loaders:
-            self._eval_loaders[split] = InMemoryLoader(dataset, self.eval_batch_size, mean=self.data.mean, std=self.data.std,
-                                                       shuffle=False, device=self.device)
+            self._eval_loaders[split] = (
+                InMemoryLoader(dataset, self.eval_batch_size, mean=self.data.mean, std=self.data.std, shuffle=False,
+                               device=self.device)
+                if isinstance(self.data, DataSplits) else EpochLoader(dataset, device=self.device))
         was_training = model.training
         model.eval()
         loss_sum, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long)
+        n = examples = 0
         for x, y in self._eval_loaders[split]:
             if self.config.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+            try:
+                logits = model(x)
+            except RuntimeError as exc:
+                if n:
+                    raise
+                raise LotteryTicketError(f"the {split} batches (inputs {tuple(x.shape)}) do not fit the model: "
+                                         f"{str(exc).splitlines()[0]}") from None
+            if self.loss_fn is F.cross_entropy:
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            else:  # a loss of yours is a mean over the batch
+                loss_sum += self.loss_fn(logits, y).detach() * y.shape[0]
+            predicted = logits.argmax(1)
+            if predicted.shape != y.shape:
+                raise LotteryTicketError(f"outputs of shape {tuple(logits.shape)} and targets of shape {tuple(y.shape)} "
+                                         "do not give a classification accuracy (class scores on dim 1, class indices "
+                                         "as targets); reshape them in the model or the data")
+            correct += (predicted == y).sum()
+            n += y.numel()
+            examples += y.shape[0]
         model.train(was_training)
-        n = len(dataset)
-        return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
+        if n == 0:
+            raise LotteryTicketError(f"the {split} data yielded no examples; give it at least one batch")
+        return {"loss": float(loss_sum) / (n if self.loss_fn is F.cross_entropy else examples), "accuracy": int(correct) / n}
 
     # ---- adapters for LotteryTicketFinder ----------------------------------------------------------
     def as_train_fn(self) -> Callable:
@@ -229,6 +268,15 @@ class Trainer:
         def eval_fn(model):
             return self.evaluate(split, model)
         return eval_fn
+
+
+def resolve_loss(spec: str):
+    """The training loss: 'cross_entropy' (the default), or 'module:callable' taking (outputs, targets) -> a mean."""
+    if spec == "cross_entropy":
+        return F.cross_entropy
+    from ..plugins import load_object
+
+    return load_object(spec, "loss")
 
 
 class _Checkpoint(Callback):
