@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def _positive_ints(text: str) -> tuple[int, ...]:
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _layer_rate(text: str) -> tuple[str, float]:
+    pattern, _, rate = text.rpartition("=")
+    try:
+        return pattern, float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PATTERN=RATE, e.g. fc3.weight=0.1") from None
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -94,7 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--optimizer", help="sgd | adam | adamw")
     find.add_argument("--eval-every", help="evaluate every N ('100it', '1ep') for the early-stop iteration")
     find.add_argument("--early-bird", type=float, metavar="EPS", help="stop dense training once the mask changes by less than EPS")
-    find.add_argument("--out", required=True, help="run folder to create (or to continue, if it holds this same experiment)")
+    find.add_argument("--momentum", type=float, help="SGD momentum")
+    find.add_argument("--weight-decay", type=float, help="weight decay")
+    find.add_argument("--warmup", help="linear LR warmup length, e.g. '2000it'")
+    find.add_argument("--schedule", choices=("constant", "step", "cosine"), help="LR schedule")
+    find.add_argument("--milestones", type=_csv, help="step schedule: where LR *= gamma, e.g. 20000it,25000it")
+    find.add_argument("--augment", action="store_true", default=None, help="pad-4 random crop + flip (CIFAR)")
+    find.add_argument("--amp", choices=("bf16",), help="mixed precision (autocast) where the device supports it")
+    find.add_argument("--exclude", type=_csv, help="name patterns never pruned, e.g. fc3.weight")
+    find.add_argument("--layer-rate", type=_layer_rate, action="append", metavar="PATTERN=RATE",
+                      help="per-level rate of the layers a pattern names (repeatable), e.g. fc3.weight=0.1")
+    find.add_argument("--config", metavar="FILE.toml", help="every setting in a TOML file; flags override it")
+    find.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    find.add_argument("--out", help="run folder to create (or to continue, if it holds this same experiment)")
     _add_run_options(find)
 
     resume = sub.add_parser("resume", help="continue an interrupted run folder")
@@ -134,17 +155,21 @@ def _default_device(requested: str | None) -> str:
 def config_from_args(args: argparse.Namespace):
     """Preset + explicit overrides -> a validated ExperimentConfig."""
     from .config import ExperimentConfig
-    from .presets import DEFAULT_PRESET, get_preset
 
-    preset = get_preset(args.preset or DEFAULT_PRESET)
+    preset = base_config(args)
     train_overrides = {k: v for k, v in (("budget", args.budget), ("lr", args.lr), ("batch_size", args.batch_size),
                                          ("optimizer", args.optimizer), ("eval_every", args.eval_every),
-                                         ("loss", args.loss)) if v is not None}
+                                         ("loss", args.loss), ("momentum", args.momentum),
+                                         ("weight_decay", args.weight_decay), ("warmup", args.warmup),
+                                         ("schedule", args.schedule), ("milestones", args.milestones),
+                                         ("augment", args.augment), ("amp", args.amp)) if v is not None}
     prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("rewind_iteration", args.rewind_iteration),
                                          ("rewind_mode", args.rewind_mode), ("global_pruning", args.global_pruning),
                                          ("pruner", args.pruner), ("nm", args.nm)) if v is not None}
     if args.one_shot:
         prune_overrides["one_shot"] = True
+    if args.exclude is not None:
+        prune_overrides["exclude"] = args.exclude
     if args.rate is not None and args.target_sparsity is not None:
         raise LotteryTicketError("--rate and --target-sparsity both given; pass the per-level rate or the final target")
     if args.rate is not None:
@@ -160,12 +185,34 @@ def config_from_args(args: argparse.Namespace):
         # Rates and exclusions name the preset model's layers; another model keeps only the schedule.
         prune_overrides.setdefault("layer_rates", {})
         prune_overrides.setdefault("exclude", ())
+    if args.layer_rate:
+        prune_overrides["layer_rates"] = dict(args.layer_rate)
     return ExperimentConfig(
         model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
         train=dataclasses.replace(preset.train, **train_overrides),
         prune=dataclasses.replace(preset.prune, **prune_overrides),
-        seeds=args.seeds or (0,), controls=args.controls or (), preset=preset.name, early_bird=args.early_bird,
+        seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else preset.controls,
+        preset=preset.preset, early_bird=args.early_bird if args.early_bird is not None else preset.early_bird,
     )
+
+
+def base_config(args: argparse.Namespace):
+    """What the flags change: the --config file over its preset (or --preset, or the default preset)."""
+    from .config import ExperimentConfig
+    from .config_file import merged, read_config_file
+    from .presets import DEFAULT_PRESET, get_preset
+
+    file = read_config_file(args.config) if args.config else {}
+    name = args.preset or file.get("preset") or (None if "model" in file else DEFAULT_PRESET)
+    if name is None:  # a file that describes its own experiment from the defaults
+        return ExperimentConfig.from_dict(file)
+    preset = get_preset(name)
+    base = ExperimentConfig(model=preset.model, dataset=preset.dataset, model_kwargs=dict(preset.model_kwargs),
+                            train=preset.train, prune=preset.prune, preset=preset.name).to_dict()
+    if file.get("model", preset.model) != preset.model:  # the preset's rates name its own model's layers
+        base["prune"].update(layer_rates={}, exclude=[])
+        base["model_kwargs"] = {}
+    return ExperimentConfig.from_dict(merged(base, {**file, "preset": preset.name}))
 
 
 def _runner(config, out: str, args, distributed: bool):
@@ -182,7 +229,8 @@ def _runner(config, out: str, args, distributed: bool):
     progress = not args.quiet and sys.stderr.isatty()
     return ExperimentRunner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
                             device=device, progress=progress, checkpoint_every=args.checkpoint_every,
-                            collective=collective, workers=args.workers, log=print if collective.is_writer else _quiet)
+                            collective=collective, workers=args.workers, log=print if collective.is_writer else _quiet,
+                            command=shlex.join(["lottery-ticket", *(sys.argv[1:] if _ARGV is None else _ARGV)]))
 
 
 def _quiet(message: str) -> None:
@@ -193,6 +241,13 @@ def cmd_find(args) -> int:
     from .experiment.report import format_table
 
     config = config_from_args(args)
+    if args.print_config:
+        from .config_file import to_toml
+
+        print(to_toml(config.to_dict()), end="")
+        return 0
+    if not args.out:
+        raise LotteryTicketError("find needs --out RUN_DIR, the run folder to create or continue")
     runner = _runner(config, args.out, args, args.distributed)
     summary = runner.run()
     if runner.is_writer:
@@ -255,7 +310,12 @@ COMMANDS = {"find": cmd_find, "resume": cmd_resume, "report": cmd_report, "list"
             "bench-inference": cmd_bench_inference}
 
 
+_ARGV: list[str] | None = None  # the arguments main() was given, for the run folder's record
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _ARGV
+    _ARGV = list(argv) if argv is not None else None
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -65,12 +65,15 @@ class TrainConfig:
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format (conv nets)"})
     loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy, or 'module:callable' "
                                                                  "(outputs, targets) -> mean loss"})
+    amp: str | None = field(default=None, metadata={"help": "mixed precision: bf16 (autocast), or none"})
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam", "adamw"):
             raise LotteryTicketError(f"optimizer={self.optimizer!r} is unknown; choose sgd, adam or adamw")
         if self.schedule not in ("constant", "step", "cosine"):
             raise LotteryTicketError(f"schedule={self.schedule!r} is unknown; choose constant, step or cosine")
+        if self.amp not in (None, "bf16"):
+            raise LotteryTicketError(f"amp={self.amp!r} is unknown; choose bf16 (or leave it unset)")
         if not (self.lr > 0):
             raise LotteryTicketError(f"lr={self.lr!r} must be > 0")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:

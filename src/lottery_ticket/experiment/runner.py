@@ -71,7 +71,7 @@ class ExperimentRunner:
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, *, data_dir: str | None = None,
                  verify_checksums: bool = True, device: str = "cpu", progress: bool = True,
                  log: Callable[[str], None] = print, checkpoint_every: int = 500,
-                 collective: Collective = SINGLE_PROCESS, workers: int = 1):
+                 collective: Collective = SINGLE_PROCESS, workers: int = 1, command: str | None = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise LotteryTicketError(f"workers={workers!r} must be an integer >= 1")
         self.config = config
@@ -82,6 +82,7 @@ class ExperimentRunner:
         self.checkpoint_every = checkpoint_every
         self.collective = collective
         self.workers = workers
+        self.command = command  # the command line that made the run, recorded in config.json
         self._data = None
 
     @property
@@ -193,7 +194,7 @@ class ExperimentRunner:
         write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": experiment,
                                         "experiment_sha256": experiment_digest(experiment),
                                         "identity": config.identity(), "import_roots": roots,
-                                        "provenance": provenance()})
+                                        "command": self.command, "provenance": provenance()})
 
     def _sweep_temp_files(self, places: list[Path] | None = None) -> None:
         """A SIGKILL between creating a temp file and renaming it leaves an orphan; nothing ever reads one.

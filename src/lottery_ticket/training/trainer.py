@@ -37,6 +37,8 @@ class Trainer:
         self.config, self.device = config, torch.device(device)
         self.rank, self.world_size = rank, world_size
         self.loss_fn = resolve_loss(config.loss)
+        if config.amp == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise LotteryTicketError(f"amp=bf16: {torch.cuda.get_device_name(self.device)} has no bfloat16; leave --amp unset")
         if isinstance(data, DataSplits):
             if config.batch_size % world_size:
                 raise LotteryTicketError(f"batch_size={config.batch_size} does not split over {world_size} processes; "
@@ -66,7 +68,8 @@ class Trainer:
     # ---- the step -------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.forward(x), y)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp == "bf16"):
+            loss = self.loss_fn(self.forward(x), y)
         loss.backward()
         self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() (-> zero pruned weights)
         if self.lr_factor is not None:
