@@ -195,9 +195,17 @@ def test_invalid_settings_fail_in_one_line_before_any_write_and_the_corrected_co
     assert main(["find", *TINY, "--out", str(out)]) == 0
 
 
-def test_a_target_that_rounds_to_every_weight_is_one_line(tmp_path, capsys):
-    assert main(["find", *TINY, "--target-sparsity", "0.9999999", "--out", str(tmp_path / "run")]) == 2
-    assert "prunes every remaining weight" in one_line_error(capsys)
+def test_a_target_that_rounds_to_every_weight_never_empties_the_ticket(tmp_path, capsys):
+    # 0.9999999 rounds to every weight. From the CLI the collapse guard (min_density 0) keeps one weight a layer;
+    # without a guard the pruner refuses it in one line (tests/test_properties.py).
+    out = tmp_path / "run"
+    assert main(["find", *TINY, "--target-sparsity", "0.9999999", "--out", str(out)]) == 0
+    mask = PruningMask.load(out / "seed_0" / "masks" / "round_01.safetensors")
+    assert all(int(mask[n].sum()) >= 1 for n in mask.names)
+    torch.manual_seed(0)
+    model = MODELS["lenet300"]()
+    with pytest.raises(LotteryTicketError, match="prunes every remaining weight"):
+        MagnitudePruner(global_pruning=True).prune(model, PruningMask(model), 0.9999999)
 
 
 # 8. One line where a traceback used to be ----------------------------------------------------------------------------

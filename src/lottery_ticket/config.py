@@ -99,6 +99,9 @@ class PruneConfig:
         "help": "per-level rate by name pattern, most specific pattern wins (rate form only)"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "name patterns never pruned"})
     nm: str = field(default="2:4", metadata={"help": "N:M pattern of the nm pruner"})
+    min_density: float | None = field(default=0.0, metadata={
+        "help": "layer-collapse guard: every layer keeps at least max(1, ceil(min_density * size)) weights; "
+                "none turns it off (a layer may then be pruned away, with a warning)"})
     rewind_iteration: int = field(default=0, metadata={"help": "0 resets to θ₀; k rewinds to the weights after step k"})
     rewind_mode: str = field(default="continue", metadata={
         "help": "continue: a rewound level trains steps k..T with the LR schedule and data order at k "
@@ -126,6 +129,9 @@ class PruneConfig:
             raise LotteryTicketError("layer_rates need the per-level form; drop target_sparsity and set rate "
                                      "(the rate of layers no pattern names)")
         self.exclude = tuple(self.exclude)
+        from .pruning.base import check_min_density
+
+        self.min_density = check_min_density(self.min_density)
         if isinstance(self.rewind_iteration, bool) or not isinstance(self.rewind_iteration, int) or self.rewind_iteration < 0:
             raise LotteryTicketError(f"rewind_iteration={self.rewind_iteration!r} must be an integer >= 0")
         if self.rewind_mode not in ("continue", "restart"):

@@ -40,38 +40,135 @@ def canonical_name(name: str) -> str:
 
 
 def named_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Parameters keyed by canonical name."""
+    """Parameters keyed by canonical name (a tied tensor once, under the name torch reports first)."""
     return {canonical_name(n): p for n, p in model.named_parameters()}
 
 
-def default_prunable_names(model: nn.Module) -> list[str]:
-    """Weights of Linear and Conv layers; never biases or normalization parameters.
+def parameter_aliases(model: nn.Module) -> dict[str, str]:
+    """Every canonical name a parameter answers to -> the one `named_parameters` keys it by.
 
-    A model may override this by defining `prunable_parameter_names()` (our registry models do).
+    Tied weights (`head.weight = emb.weight`) are one tensor under two names; the mask keeps one entry
+    for it, so both names must resolve to the same key.
     """
+    first: dict[int, str] = {}
+    return {canonical_name(n): first.setdefault(id(p), canonical_name(n))
+            for n, p in model.named_parameters(remove_duplicate=False)}
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
     inner = model
     while hasattr(inner, "module") and isinstance(inner.module, nn.Module):
         inner = inner.module
-    inner = getattr(inner, "_orig_mod", inner)
-    if hasattr(inner, "prunable_parameter_names"):
-        return list(inner.prunable_parameter_names())
-    names = []
-    for module_name, module in inner.named_modules():
-        if isinstance(module, _PRUNABLE_MODULES) and module.weight is not None:
-            names.append(canonical_name(f"{module_name}.weight" if module_name else "weight"))
-    return names
+    return getattr(inner, "_orig_mod", inner)
+
+
+def module_weights(module: nn.Module) -> list[str]:
+    """The weight matrices of one module, by local name: what selecting its type with `types=` prunes.
+
+    Never biases, and never a norm layer's scale unless its type is selected on purpose.
+    """
+    if isinstance(module, nn.MultiheadAttention):
+        # q/k/v are one packed tensor unless kdim/vdim differ from embed_dim.
+        packed = module.in_proj_weight is not None
+        qkv = ["in_proj_weight"] if packed else ["q_proj_weight", "k_proj_weight", "v_proj_weight"]
+        return qkv + ["out_proj.weight"]
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        # weight_ih_l*, weight_hh_l* (and weight_hr_l* of a projected LSTM); the cells' weight_ih, weight_hh.
+        return [n for n, _ in module.named_parameters(recurse=False) if n.startswith("weight_")]
+    return ["weight"] if isinstance(getattr(module, "weight", None), nn.Parameter) else []
+
+
+def names_of_types(model: nn.Module, types: tuple[type, ...]) -> list[str]:
+    """Canonical names of the weights of every module that is an instance of one of `types`, in model order."""
+    aliases = parameter_aliases(model)
+    names = set()
+    for module_name, module in _unwrapped(model).named_modules():
+        if isinstance(module, types):
+            names |= {aliases[canonical_name(f"{module_name}.{w}" if module_name else w)] for w in module_weights(module)}
+    return [n for n in dict.fromkeys(aliases.values()) if n in names]
+
+
+def default_prunable_names(model: nn.Module) -> list[str]:
+    """Weights of Linear and Conv1d/2d/3d layers; never biases, normalization or embedding parameters.
+
+    A model may override this by defining `prunable_parameter_names()` (our registry models do).
+    """
+    inner = _unwrapped(model)
+    if not hasattr(inner, "prunable_parameter_names"):
+        return names_of_types(model, _PRUNABLE_MODULES)
+    aliases = parameter_aliases(model)
+    names = [canonical_name(n) for n in inner.prunable_parameter_names()]
+    unknown = [n for n in names if n not in aliases]
+    if unknown:
+        raise LotteryTicketError(f"prunable_parameter_names() returns {unknown[0]!r}, which is not a parameter of the "
+                                 "model; return names as model.named_parameters() spells them")
+    return list(dict.fromkeys(aliases[n] for n in names))
+
+
+def torch_pruned(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Masks that torch.nn.utils.prune put on `model`, by canonical name (`fc.weight`, not `fc.weight_orig`).
+
+    torch keeps the dense tensor as the parameter `<name>_orig` and the mask as the buffer `<name>_mask`.
+    A tied tensor pruned under each of its names is listed once, under its first name.
+    """
+    found, seen = {}, set()
+    for module_name, module in _unwrapped(model).named_modules():
+        params = dict(module.named_parameters(recurse=False))
+        for buffer_name, buffer in module.named_buffers(recurse=False):
+            base = buffer_name.removesuffix("_mask")
+            orig = params.get(f"{base}_orig") if base != buffer_name else None
+            if orig is None or id(orig) in seen:
+                continue
+            seen.add(id(orig))
+            found[canonical_name(f"{module_name}.{base}" if module_name else base)] = buffer
+    return found
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def _check_types(types) -> tuple[type, ...]:
+    types = (types,) if isinstance(types, type) else tuple(types)
+    bad = [t for t in types if not (isinstance(t, type) and issubclass(t, nn.Module))]
+    if bad or not types:
+        raise LotteryTicketError(f"types={types!r} must be module classes, e.g. types=(nn.Linear, nn.Embedding)")
+    return types
+
+
+def select_names(model: nn.Module, include: Iterable[str] | None, exclude: Iterable[str], types) -> list[str]:
+    """The canonical names a PruningMask covers: `types` and `include` (both if both), minus `exclude`.
+
+    Neither given: `default_prunable_names`. Patterns match any name of a tied tensor.
+    """
+    aliases = parameter_aliases(model)
+    if include is None and types is None:
+        names = default_prunable_names(model)
+    else:
+        chosen = set(names_of_types(model, _check_types(types))) if types is not None else set()
+        if include is not None:
+            include = list(include)
+            matched = {aliases[n] for n in aliases if _matches(n, include)}
+            if not matched:
+                raise LotteryTicketError(f"include={include} matches no parameter; names look like {list(aliases)[:4]}")
+            chosen |= matched
+        names = [n for n in dict.fromkeys(aliases.values()) if n in chosen]  # model order
+    exclude = list(exclude)
+    excluded = {aliases[n] for n in aliases if _matches(n, exclude)}
+    return [n for n in names if n not in excluded]
+
+
 class PruningMask:
     """Bool keep-masks for a model's prunable weights (True = weight survives).
 
-    PruningMask(model)                      all-ones mask over Linear/Conv weights
-    PruningMask(model, include=["fc*"])     only parameters matching the name patterns
-    PruningMask(model, exclude=["fc3.*"])   everything prunable except these
+    PruningMask(model)                          all-ones mask over Linear/Conv weights
+    PruningMask(model, include=["fc*"])         only parameters matching the name patterns
+    PruningMask(model, exclude=["fc3.*"])       everything prunable except these
+    PruningMask(model, types=(nn.Linear, nn.Embedding, nn.MultiheadAttention, nn.LSTM))
+                                                the weights of modules of these classes (see module_weights)
+    PruningMask.from_torch_prune(model)         the masks torch.nn.utils.prune put on a model
+
+    A tied tensor (one Parameter under two names) gets one entry, under the name named_parameters() gives it.
     """
 
     def __init__(
@@ -80,6 +177,7 @@ class PruningMask:
         *,
         include: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
+        types: Iterable[type] | None = None,
         masks: Mapping[str, torch.Tensor] | None = None,
     ):
         if masks is not None:
@@ -89,19 +187,22 @@ class PruningMask:
             return
         if model is None:
             raise LotteryTicketError("PruningMask needs a model (PruningMask(model)) or masks= (a dict of bool tensors)")
-        params = named_parameters(model)
-        if include is not None:
-            include = list(include)
-            names = [n for n in params if _matches(n, include)]
-            if not names:
-                raise LotteryTicketError(f"include={include} matches no parameter; names look like {list(params)[:4]}")
-        else:
-            names = default_prunable_names(model)
-        exclude = list(exclude)
-        names = [n for n in names if not _matches(n, exclude)]
+        _refuse_torch_pruned(model)
+        names = select_names(model, include, exclude, types)
         if not names:
-            raise LotteryTicketError("no prunable parameters found; pass include=['pattern*'] naming the weights to prune")
+            raise LotteryTicketError("no prunable parameters found; pass include=['pattern*'] or types=(nn.Linear, ...) "
+                                     "naming the weights to prune")
+        params = named_parameters(model)
         self.masks = {n: torch.ones_like(params[n], dtype=torch.bool, device="cpu") for n in names}
+
+    @classmethod
+    def from_torch_prune(cls, model: nn.Module) -> "PruningMask":
+        """The mask of a model pruned with torch.nn.utils.prune, keyed `fc.weight` (not `fc.weight_orig`)."""
+        found = torch_pruned(model)
+        if not found:
+            raise LotteryTicketError("model has no torch.nn.utils.prune mask (no <name>_orig parameter with a "
+                                     "<name>_mask buffer); use PruningMask(model) for a dense model")
+        return cls(masks={n: m.to("cpu") != 0 for n, m in found.items()})
 
     # ---- reading ---------------------------------------------------------------------------
     @property
@@ -183,6 +284,8 @@ class PruningMask:
             problems.append(f"layers not in the model: {', '.join(missing)}")
         if shape_bad:
             problems.append(f"shape mismatch: {', '.join(shape_bad)}")
+        if missing:
+            _refuse_torch_pruned(model)
         if problems:
             raise LotteryTicketError(
                 "mask does not fit this model: " + "; ".join(problems)
@@ -198,6 +301,29 @@ class PruningMask:
         for n, m in self.masks.items():
             p = params[n]
             p.mul_(m.to(device=p.device, dtype=p.dtype))
+        return model
+
+    @torch.no_grad()
+    def to_torch_prune(self, model: nn.Module) -> nn.Module:
+        """Hand the mask to torch.nn.utils.prune in place (custom_from_mask) and return `model`.
+
+        Afterwards the model has `<name>_orig` parameters and `<name>_mask` buffers, as code written for
+        torch's pruning expects; `PruningMask.from_torch_prune(model)` reads the same mask back, and
+        torch.nn.utils.prune.remove(module, name) makes a weight a plain parameter again.
+        """
+        from torch.nn.utils import prune  # only this bridge needs it
+
+        self.validate(model)
+        aliases = parameter_aliases(model)
+        owners = []  # collected first: pruning replaces the parameters the walk would meet
+        for module_name, module in _unwrapped(model).named_modules():
+            for local, p in module.named_parameters(recurse=False):
+                name = aliases.get(canonical_name(f"{module_name}.{local}" if module_name else local))
+                if name in self.masks:
+                    owners.append((module, local, name, p.device))
+        # A tied tensor is pruned under each of its names, so every module computes it from the same mask.
+        for module, local, name, device in owners:
+            prune.custom_from_mask(module, local, self.masks[name].to(device))
         return model
 
     def is_applied(self, model: nn.Module) -> bool:
@@ -222,6 +348,14 @@ class PruningMask:
         if bad:
             raise LotteryTicketError(f"{path} is not a mask file: {bad[0]} has dtype {tensors[bad[0]].dtype}, expected bool")
         return cls(model, masks=tensors)
+
+
+def _refuse_torch_pruned(model: nn.Module) -> None:
+    """A torch-pruned weight is the product of `<name>_orig` and `<name>_mask`: our mask cannot act on it."""
+    found = torch_pruned(model)
+    if found:
+        raise LotteryTicketError(f"{next(iter(found))} is pruned by torch.nn.utils.prune; read its mask with "
+                                 "PruningMask.from_torch_prune(model), or call torch.nn.utils.prune.remove first")
 
 
 def _stored_order(path, tensors: Mapping[str, torch.Tensor]) -> list[str]:

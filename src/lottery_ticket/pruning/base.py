@@ -15,13 +15,30 @@ with a subclass and one entry in pruning/registry.py.
 from __future__ import annotations
 
 import fnmatch
+import math
+import warnings
 from typing import Iterable, Mapping
 
+import torch
 from torch import nn
 
 from ..errors import LotteryTicketError
 from ..mask import PruningMask, count_alive
 from ..sparsity import check_sparsity
+
+
+def check_min_density(value: float | None) -> float | None:
+    """None (no guard) or a fraction in [0, 1) of each layer's weights that pruning must leave."""
+    if value is None:
+        return None
+    try:
+        d = float(value)
+    except (TypeError, ValueError):
+        d = math.nan
+    if isinstance(value, bool) or not 0.0 <= d < 1.0:
+        raise LotteryTicketError(f"min_density={value!r} is not a fraction in [0, 1); pass e.g. 0.0 (keep one weight "
+                                 "per layer), 0.01 (keep 1 %) or None (no guard)")
+    return d
 
 
 def pattern_specificity(pattern: str) -> tuple[int, int]:
@@ -51,13 +68,17 @@ class Pruner:
     layer_rates   per-level rate by parameter-name pattern; the most specific matching pattern wins
                   (an exact name beats 'fc*' beats '*'), e.g. {"fc3.weight": 0.1, "*": 0.2} (F&C Figure 2)
     exclude       name patterns never pruned (e.g. the output layer in open_lth's protocol)
+    min_density   layer-collapse guard: every eligible layer keeps at least max(1, ceil(min_density * size))
+                  weights (0.0: never empty a layer). None: no guard, but a warning names any layer emptied
     """
 
     name = "pruner"
 
-    def __init__(self, layer_rates: Mapping[str, float] | None = None, exclude: Iterable[str] = ()):
+    def __init__(self, layer_rates: Mapping[str, float] | None = None, exclude: Iterable[str] = (),
+                 min_density: float | None = None):
         self.layer_rates = {p: check_sparsity(r, f"layer_rates[{p!r}]") for p, r in (layer_rates or {}).items()}
         self.exclude = tuple(exclude)
+        self.min_density = check_min_density(min_density)
 
     def eligible(self, mask: PruningMask) -> list[str]:
         """The layers this pruner may prune: the mask's layers minus the excluded ones."""
@@ -84,3 +105,21 @@ class Pruner:
         if level < 0:
             raise LotteryTicketError(f"level={level} must be >= 0")
         return {n: 1.0 - (1.0 - self.rate_for(n, rate)) ** level for n in self.eligible(mask)}
+
+    def floor_for(self, keep: torch.Tensor) -> int:
+        """Survivors the collapse guard leaves in a layer (0 without a guard; never more than it has)."""
+        if self.min_density is None:
+            return 0
+        # round() first: 0.07 * 100 is 7.000000000000001 in floating point, which ceil would make 8.
+        need = max(1, math.ceil(round(self.min_density * keep.numel(), 6)))
+        return min(count_alive(keep), need)
+
+    def warn_collapse(self, protected: list[str], emptied: list[str], stacklevel: int = 3) -> None:
+        """One warning per call: the layers the guard protected, or (no guard) the layers pruning emptied."""
+        if protected:
+            warnings.warn(f"min_density={self.min_density} stopped pruning {len(protected)} layer(s) at their floor: "
+                          f"{', '.join(protected)}; lower min_density to let them be pruned further",
+                          stacklevel=stacklevel)
+        if emptied:
+            warnings.warn(f"pruning emptied {len(emptied)} layer(s): {', '.join(emptied)}; pass min_density=0.0 to "
+                          "keep at least one weight in every layer", stacklevel=stacklevel)

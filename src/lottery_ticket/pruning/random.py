@@ -15,17 +15,21 @@ from .base import Pruner
 class RandomPruner(Pruner):
     """Random masks from a seeded generator, so the same seed gives the same control.
 
-    As an IMP criterion (`--pruner random`) it prunes random survivors of each eligible layer.
+    As an IMP criterion (`--pruner random`) it prunes random survivors of each eligible layer, each
+    stopping at its `min_density` floor when one is set (see Pruner).
     """
 
     name = "random"
 
-    def __init__(self, seed: int = 0, layer_rates: Mapping[str, float] | None = None, exclude=()):
-        super().__init__(layer_rates, exclude)
+    def __init__(self, seed: int = 0, layer_rates: Mapping[str, float] | None = None, exclude=(),
+                 min_density: float | None = None):
+        super().__init__(layer_rates, exclude, min_density)
         self.seed = int(seed)
 
     def __repr__(self) -> str:
-        return f"RandomPruner(seed={self.seed}, layer_rates={self.layer_rates or None}, exclude={self.exclude})"
+        # min_density only when set: run records keep this text, and old runs must still compare equal.
+        guard = "" if self.min_density is None else f", min_density={self.min_density}"
+        return f"RandomPruner(seed={self.seed}, layer_rates={self.layer_rates or None}, exclude={self.exclude}{guard})"
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -45,6 +49,7 @@ class RandomPruner(Pruner):
         gen = self._generator()
         new = mask.copy()
         eligible = set(self.eligible(mask))
+        protected, emptied = [], []
         for name, m in mask.items():
             if name not in eligible:
                 continue
@@ -53,10 +58,17 @@ class RandomPruner(Pruner):
                 continue
             target = check_sparsity(target, "target_sparsity")
             count = round(target * m.numel()) - (m.numel() - count_alive(m))
+            cap = count_alive(m) - self.floor_for(m)
+            if count > cap:  # only under a guard: without one, cap is every survivor
+                protected.append(name)
+                count = cap
             if count <= 0:
                 continue
+            if count == count_alive(m):
+                emptied.append(name)
             alive = torch.nonzero(m.reshape(-1)).reshape(-1)
             chosen = alive[torch.randperm(alive.numel(), generator=gen)[:count]]
             flat = new.masks[name].view(-1)
             flat[chosen] = False
+        self.warn_collapse(protected, emptied)
         return new

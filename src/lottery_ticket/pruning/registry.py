@@ -29,7 +29,8 @@ def parse_nm(text: str) -> tuple[int, int]:
 
 
 def _magnitude(p: "PruneConfig", seed: int) -> Pruner:
-    return MagnitudePruner(global_pruning=p.global_pruning, layer_rates=p.layer_rates or None, exclude=p.exclude)
+    return MagnitudePruner(global_pruning=p.global_pruning, layer_rates=p.layer_rates or None, exclude=p.exclude,
+                           min_density=p.min_density)
 
 
 def _nm(p: "PruneConfig", seed: int) -> Pruner:
@@ -41,7 +42,8 @@ PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
     # F&C: the smallest-magnitude survivors, globally or per layer.
     "magnitude": _magnitude,
     # Random survivors of each layer: the random-pruning control as a criterion of its own.
-    "random": lambda p, seed: RandomPruner(seed, layer_rates=p.layer_rates or None, exclude=p.exclude),
+    "random": lambda p, seed: RandomPruner(seed, layer_rates=p.layer_rates or None, exclude=p.exclude,
+                                           min_density=p.min_density),
     # Magnitude pruning inside an N:M pattern (`nm` field, e.g. '2:4' or '1:4').
     "nm": _nm,
     # 2:4, the pattern NVIDIA's sparse tensor cores run.
