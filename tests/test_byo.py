@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import metrics_without_timing
-from lottery_ticket import LotteryTicketError, PruningMask, Trainer
+from lottery_ticket import LotteryTicketError, LotteryTicketFinder, PruningMask, Trainer
 from lottery_ticket.cli import main
 from lottery_ticket.config import TrainConfig
 from lottery_ticket.data import load_dataset
@@ -140,3 +140,49 @@ def test_the_finder_trains_your_model_on_your_dataloaders():
     reinit = finder.verify_random_ticket(trainer.as_train_fn(), trainer.as_eval_fn("test"))
     assert 0 <= reinit["accuracy"] <= 1
     assert isinstance(PruningMask(build()), PruningMask)
+
+
+class TextModel(torch.nn.Module):
+    """Embedding -> LSTM -> self-attention -> linear: weights the default selection leaves dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(16, 8)
+        self.lstm = torch.nn.LSTM(8, 8, batch_first=True)
+        self.attention = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        h, _ = self.lstm(self.embed(tokens))
+        a, _ = self.attention(h, h, h, need_weights=False)
+        return self.head((h + a).mean(1))
+
+
+def test_the_finder_prunes_the_weights_you_select_and_runs_controls_from_a_model_instance():
+    g = torch.Generator().manual_seed(0)
+    tokens, labels = torch.randint(0, 16, (64, 6), generator=g), torch.randint(0, 3, (64,), generator=g)
+
+    def train_fn(model, mask):
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(5):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(tokens), labels).backward()
+            optimizer.step()
+            mask.apply(model)
+
+    def eval_fn(model):
+        with torch.no_grad():
+            return float((model(tokens).argmax(1) == labels).float().mean())
+
+    torch.manual_seed(0)
+    finder = LotteryTicketFinder(types=(torch.nn.Linear, torch.nn.Embedding, torch.nn.LSTM, torch.nn.MultiheadAttention))
+    _, mask, _ = finder.find_winning_ticket(TextModel(), train_fn, eval_fn, 0.5, 1, verbose=False)
+    for name in ("embed.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "attention.in_proj_weight", "head.weight"):
+        assert name in mask.names
+    assert abs(mask.sparsity - 0.5) < 1e-3
+    reinit = finder.verify_random_ticket(train_fn, eval_fn)  # no model_class: a fresh copy, reset under the seed
+    assert reinit["init_seed"] == 10_000 and 0 <= reinit["accuracy"] <= 1
+    fresh = finder._imp.trainable.build_model(10_000)
+    for name, tensor in fresh.state_dict().items():  # every weight re-drawn, attention's in_proj included
+        if name.endswith("weight") or name.endswith("in_proj_weight"):
+            assert not torch.equal(tensor, finder.initial_state[name]), name

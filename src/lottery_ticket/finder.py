@@ -70,8 +70,10 @@ class _Functions:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for module in fresh.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
+                # MultiheadAttention (and some others) name it _reset_parameters
+                reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
+                if callable(reset):
+                    reset()
         return fresh
 
     def train(self, model, mask, *, stage, start_iteration, on_step, callbacks):
@@ -121,6 +123,8 @@ class LotteryTicketFinder:
     rewind_iteration           0 resets to θ₀ (the paper); k > 0 rewinds to the weights after k steps
     rewind_mode                "continue" (Frankle et al. 2020: train steps k..T) or "restart" (T steps from 0)
     one_shot                   prune each level straight from the dense-trained weights
+    include, types, exclude    which weights are prunable (default: Linear/Conv weights; docs/masks.md), e.g.
+                               types=(nn.Linear, nn.MultiheadAttention, nn.Embedding, nn.LSTM)
     """
 
     def __init__(
@@ -134,6 +138,9 @@ class LotteryTicketFinder:
         rewind_iteration: int = 0,
         rewind_mode: str = "continue",
         one_shot: bool = False,
+        include: list[str] | None = None,
+        types: tuple[type, ...] | None = None,
+        exclude: tuple[str, ...] = (),
     ):
         self.model_class = model_class
         self.model_kwargs = dict(model_kwargs or {})
@@ -146,6 +153,10 @@ class LotteryTicketFinder:
             raise LotteryTicketError(f"rewind_mode={rewind_mode!r} is unknown; choose continue or restart")
         self.rewind_iteration, self.rewind_mode = rewind_iteration, rewind_mode
         self.one_shot = bool(one_shot)
+        # Which weights are prunable, as PruningMask(model, include=, types=, exclude=) takes them (docs/masks.md).
+        self.selection = {k: v for k, v in (("include", include), ("types", types)) if v is not None}
+        if exclude:
+            self.selection["exclude"] = tuple(exclude)
         self.initial_state: dict[str, torch.Tensor] | None = None
         self.rewind_state: dict[str, torch.Tensor] | None = None
         self.masks: list[PruningMask] = []
@@ -188,7 +199,7 @@ class LotteryTicketFinder:
         self._imp = IMP(trainable=_Functions(self, model, train_fn, eval_fn), store=store, pruner=self.pruner,
                         schedule=self.schedule(target_sparsity, pruning_rounds), seed=self.seed,
                         rewind_iteration=self.rewind_iteration, rewind_mode=self.rewind_mode,
-                        log=print if verbose else None)
+                        log=print if verbose else None, selection=self.selection)
         rows = self._imp.run()
         restore_(model, store.load_state(f"trained/{pruning_rounds}"))
         self.initial_state, self.rewind_state = store.load_state("init"), store.load_state("rewind")

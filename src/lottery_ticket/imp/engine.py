@@ -56,12 +56,13 @@ class IMP:
     def __init__(self, *, trainable: Trainable, store: Store, pruner: Pruner, schedule: Schedule, seed: int,
                  rewind_iteration: int = 0, rewind_mode: str = "continue", controls: Iterable[str] = (),
                  early_bird: EarlyBirdSpec | None = None, collective: Collective = SINGLE_PROCESS,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, selection: dict | None = None):
         self.trainable, self.store, self.pruner, self.schedule = trainable, store, pruner, schedule
         self.seed, self.rewind_iteration, self.rewind_mode = seed, rewind_iteration, rewind_mode
         self.controls: list[Control] = [CONTROLS[c] for c in controls]
         self.early_bird, self.collective = early_bird, collective
         self.log = log or (lambda message: None)
+        self.selection = dict(selection or {})  # which weights are prunable: PruningMask(model, **selection)
         self._theta0: dict | None = None
         self._masks: dict[int, PruningMask] = {}
 
@@ -97,7 +98,7 @@ class IMP:
         mask = self.store.load_mask(level, model)
         if mask is None:
             if level == 0:
-                mask = PruningMask(model)
+                mask = PruningMask(model, **self.selection)
             else:
                 source = 0 if self.schedule.one_shot else level - 1
                 self.train_level(source)
@@ -193,7 +194,7 @@ class IMP:
         from ..training.early_bird import EarlyBird
 
         def first_level_mask(model):
-            dense = PruningMask(model)
+            dense = PruningMask(model, **self.selection)
             return next_mask(self.pruner, self.schedule, model, dense, dense, 1)
 
         return EarlyBird(first_level_mask, every=self.early_bird.every, threshold=self.early_bird.threshold)
