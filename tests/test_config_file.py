@@ -75,3 +75,44 @@ def test_bf16_autocast_trains_and_keeps_pruned_weights_at_zero(tmp_path):
     trained = load_state(out / "seed_0" / "trained" / "round_01.safetensors")
     assert all(trained[n].dtype == torch.float32 and not trained[n][~mask[n]].any() for n in mask.names)
     assert to_toml(ExperimentConfig(model="mnist1d_mlp", dataset="mnist1d", train=TrainConfig(amp="bf16")).to_dict())
+
+
+def test_every_training_writes_a_metrics_csv_and_its_record_keeps_the_step_log(tmp_path):
+    import csv
+
+    out = tmp_path / "run"
+    assert main(["find", "--preset", "mnist1d-mlp", "--budget", "250it", "--eval-every", "100it", "--rounds", "1",
+                 "--controls", "reinit", "--quiet", "--out", str(out)]) == 0
+    for stage in ("round_00", "round_01", "random_reinit_round_01"):
+        rows = list(csv.DictReader((out / "seed_0" / "logs" / f"{stage}.csv").open()))
+        assert [int(r["iteration"]) for r in rows] == [0, 100, 200, 250]
+        assert all(float(r["train_loss"]) > 0 for r in rows[1:3]) and all(r["val_accuracy"] for r in rows)
+    record = json.loads((out / "seed_0" / "rounds" / "round_00.json").read_text())
+    assert [s["iteration"] for s in record["steps"]] == [100, 200]
+
+
+def test_tensorboard_is_an_extra_with_a_one_line_error_when_missing(tmp_path, capsys):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        out = tmp_path / "run"
+        assert main(["find", "--preset", "mnist1d-mlp", "--budget", "20it", "--rounds", "1", "--tensorboard", "--quiet",
+                     "--out", str(out)]) == 2
+        assert "pip install tensorboard" in capsys.readouterr().err and not out.exists()
+    else:
+        out = tmp_path / "run"
+        assert main(["find", "--preset", "mnist1d-mlp", "--budget", "20it", "--rounds", "1", "--tensorboard", "--quiet",
+                     "--out", str(out)]) == 0
+        assert list((out / "tensorboard").rglob("events.*"))
+
+
+def test_the_library_logs_through_logging(tmp_path, caplog):
+    import logging
+
+    from lottery_ticket.cli import config_from_args
+    from lottery_ticket.experiment.runner import ExperimentRunner
+
+    config = resolve("--preset", "mnist1d-mlp", "--budget", "20it", "--rounds", "1")
+    with caplog.at_level(logging.INFO, logger="lottery_ticket"):
+        ExperimentRunner(config, tmp_path / "run", progress=False).run()
+    assert any("round 1/1" in r.getMessage() for r in caplog.records if r.name == "lottery_ticket")

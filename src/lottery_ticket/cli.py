@@ -64,6 +64,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="save mid-training state every N steps (default 500)")
     p.add_argument("--distributed", action="store_true", help="train with DDP (launch with torchrun)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to RUN_DIR/tensorboard "
+                                                               "(needs `pip install tensorboard`)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="train N seeds at once in N processes, one thread each (default 1)")
 
@@ -229,7 +231,8 @@ def _runner(config, out: str, args, distributed: bool):
     progress = not args.quiet and sys.stderr.isatty()
     return ExperimentRunner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
                             device=device, progress=progress, checkpoint_every=args.checkpoint_every,
-                            collective=collective, workers=args.workers, log=print if collective.is_writer else _quiet,
+                            collective=collective, workers=args.workers, tensorboard=args.tensorboard,
+                            log=None if collective.is_writer else _quiet,
                             command=shlex.join(["lottery-ticket", *(sys.argv[1:] if _ARGV is None else _ARGV)]))
 
 
@@ -310,12 +313,27 @@ COMMANDS = {"find": cmd_find, "resume": cmd_resume, "report": cmd_report, "list"
             "bench-inference": cmd_bench_inference}
 
 
+def _log_to_stdout() -> None:
+    """The library logs through `logging` ('lottery_ticket'); the command line shows those lines on stdout."""
+    import logging
+
+    class Stdout(logging.Handler):
+        def emit(self, record):  # the current sys.stdout, whatever replaced it since (pytest's capture, a notebook)
+            print(self.format(record), file=sys.stdout, flush=True)
+
+    logger = logging.getLogger("lottery_ticket")
+    if not any(type(h).__name__ == "Stdout" for h in logger.handlers):
+        logger.addHandler(Stdout())
+    logger.setLevel(logging.INFO)
+
+
 _ARGV: list[str] | None = None  # the arguments main() was given, for the run folder's record
 
 
 def main(argv: list[str] | None = None) -> int:
     global _ARGV
     _ARGV = list(argv) if argv is not None else None
+    _log_to_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -13,6 +13,8 @@ RUN_DIR/
   seed_<s>/rounds/round_XX.json             metrics of round XX: written last, so it marks the round done
   seed_<s>/controls/<kind>_round_XX.json    random reinit / random pruning at that level
   seed_<s>/checkpoints/<stage>.{safetensors,json}   mid-training state, deleted when the stage is done
+  seed_<s>/logs/<stage>.csv                  train loss and LR every 100 steps, and every evaluation, of a training
+  tensorboard/seed_<s>/<stage>/              with --tensorboard (needs the tensorboard package)
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def experiment_digest(experiment) -> str:
 # the library writes, in the folders it writes them to. Nothing else is ever swept.
 OUR_TEMP_FILE = re.compile(r"^\.(config\.json|metrics\.csv|summary\.json|[A-Za-z0-9_]+\.(json|safetensors|png))"
                            r"\.[a-z0-9_]{8}\.tmp$")
-SEED_SUBFOLDERS = ("masks", "trained", "rounds", "controls", "checkpoints")
+SEED_SUBFOLDERS = ("masks", "trained", "rounds", "controls", "checkpoints", "logs")
 
 
 def our_temp_files(places: list[Path]) -> list[Path]:

@@ -10,6 +10,7 @@ missing seeds, controls or (per-level rate form) rounds.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -58,8 +59,14 @@ class RunTrainable:
         self._trainer = Trainer(train_config, r.data, r.device, progress=r.progress and r.collective.is_writer,
                                 checkpoint_path=self.store.checkpoint(stage), checkpoint_every=r.checkpoint_every,
                                 rank=r.collective.rank, world_size=r.collective.world_size)
+        if r.tensorboard and r.collective.is_writer:
+            from ..training.callbacks import TensorBoard
+
+            callbacks = [*callbacks, TensorBoard(r.folder.root / "tensorboard" / f"seed_{self.seed}" / stage)]
         started = time.perf_counter()
         metrics = self._trainer.train(model, mask, on_step=on_step, callbacks=callbacks, start_iteration=start_iteration)
+        if self.store is not None and r.collective.is_writer:
+            write_training_log(self.store.sf.root / "logs" / f"{stage}.csv", metrics)
         return {**metrics, "train_seconds": time.perf_counter() - started}
 
     def evaluate(self, model) -> dict[str, Any]:
@@ -70,19 +77,27 @@ class RunTrainable:
 class ExperimentRunner:
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, *, data_dir: str | None = None,
                  verify_checksums: bool = True, device: str = "cpu", progress: bool = True,
-                 log: Callable[[str], None] = print, checkpoint_every: int = 500,
-                 collective: Collective = SINGLE_PROCESS, workers: int = 1, command: str | None = None):
+                 log: Callable[[str], None] | None = None, checkpoint_every: int = 500,
+                 collective: Collective = SINGLE_PROCESS, workers: int = 1, command: str | None = None,
+                 tensorboard: bool = False):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise LotteryTicketError(f"workers={workers!r} must be an integer >= 1")
         self.config = config
         self.folder = RunFolder(Path(out_dir))
         self.data_dir, self.verify_checksums = data_dir, verify_checksums
         self.device = check_device(device)
-        self.progress, self.log = progress, log
+        self.progress, self.log = progress, log or logging.getLogger("lottery_ticket").info
         self.checkpoint_every = checkpoint_every
         self.collective = collective
         self.workers = workers
         self.command = command  # the command line that made the run, recorded in config.json
+        self.tensorboard = tensorboard
+        if tensorboard:  # before anything is written: a missing extra is a one-line error, not a half-made run
+            try:
+                import torch.utils.tensorboard  # noqa: F401
+            except ImportError:
+                raise LotteryTicketError("--tensorboard needs the tensorboard package: pip install tensorboard "
+                                         "(or leave --tensorboard out)") from None
         self._data = None
 
     @property
@@ -256,6 +271,25 @@ class ExperimentRunner:
             return {}
         with file_lock(self.folder.root / LOCK_NAME):
             return write_metrics_and_summary(self.folder, self.config)
+
+
+def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
+    """One row per logged step or evaluation of a training (train loss and LR every N steps, the evaluations)."""
+    import csv
+    import io
+
+    from ..io import atomic_write_text
+
+    rows: dict[int, dict[str, Any]] = {}
+    for row in [*metrics.get("steps", []), *metrics.get("history", [])]:
+        rows.setdefault(row["iteration"], {}).update(row)
+    columns = ["iteration", "train_loss", "lr", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for iteration in sorted(rows):
+        writer.writerow(rows[iteration])
+    atomic_write_text(path, buffer.getvalue())
 
 
 def check_device(device: str | torch.device) -> torch.device:

@@ -137,3 +137,52 @@ class OnStep(Callback):
     def on_step(self, trainer, iteration, loss):
         if self.until is None or iteration <= self.until:
             self.fn(iteration, trainer.model)
+
+
+class StepLog(Callback):
+    """The training loss and learning rate every N steps: the per-step curve a notebook or TensorBoard plots.
+
+    Stateful, so a resumed training keeps the rows logged before the crash.
+    """
+
+    def __init__(self, every: int = 100):
+        self.every = max(1, int(every))
+        self.rows: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer):
+        self.rows = []
+
+    def on_step(self, trainer, iteration, loss):
+        self.rows.append({"iteration": iteration, "train_loss": loss, "lr": trainer.optimizer.param_groups[0]["lr"]})
+
+    def state_dict(self) -> tuple[dict, dict]:
+        return {"rows": self.rows}, {}
+
+    def load_state_dict(self, state: dict, tensors: dict) -> None:
+        self.rows = list(state["rows"])
+
+    def summary(self) -> dict[str, Any]:
+        return {"steps": self.rows}
+
+
+class TensorBoard(Callback):
+    """Scalars for TensorBoard (`pip install tensorboard`, an extra): train loss every N steps, evaluations at the end."""
+
+    def __init__(self, log_dir, every: int = 100):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise LotteryTicketError("--tensorboard needs the tensorboard package: pip install tensorboard "
+                                     "(or leave --tensorboard out)") from None
+        self.writer, self.every = SummaryWriter(str(log_dir)), max(1, int(every))
+
+    def on_step(self, trainer, iteration, loss):
+        self.writer.add_scalar("train/loss", loss, iteration)
+        self.writer.add_scalar("train/lr", trainer.optimizer.param_groups[0]["lr"], iteration)
+
+    def on_train_end(self, trainer):
+        for row in trainer.evaluator.history if trainer.evaluator is not None else []:
+            for key, value in row.items():
+                if key != "iteration":
+                    self.writer.add_scalar(f"eval/{key}", value, row["iteration"])
+        self.writer.close()

@@ -13,7 +13,7 @@ from ..config import Budget, TrainConfig
 from ..enforce import MaskEnforcer
 from ..errors import LotteryTicketError
 from ..mask import PruningMask
-from .callbacks import Callback, DivergenceGuard, Evaluate, OnStep, Progress
+from .callbacks import Callback, DivergenceGuard, Evaluate, OnStep, Progress, StepLog
 from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import build_optimizer, lr_multiplier, set_lr_
 
@@ -30,7 +30,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, data, device: str | torch.device = "cpu", *,
                  callbacks: Iterable[Callback] = (), progress: bool = False, eval_batch_size: int = 2000,
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, log_every: int = 100):
         from ..data.loader import EpochLoader, InMemoryLoader
         from ..data.types import DataSplits, LoaderSplits
 
@@ -61,6 +61,7 @@ class Trainer:
         self.eval_batch_size = eval_batch_size
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = checkpoint_every
+        self.log_every = log_every
         self._eval_loaders: dict[str, Any] = {}
         self.model: nn.Module | None = None
         self.iteration = 0
@@ -120,8 +121,8 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_end(self)
         metrics = {"iterations": self.iteration, "final_train_loss": float(loss)}
-        for cb in self.extra_callbacks:
-            if hasattr(cb, "summary"):
+        for cb in callbacks:
+            if hasattr(cb, "summary") and cb is not self.evaluator:
                 metrics.update(cb.summary())
         if self.evaluator is not None:
             metrics.update(self.evaluator.summary(), history=self.evaluator.history)
@@ -151,7 +152,7 @@ class Trainer:
         self.model.train()
 
     def _callbacks(self, on_step: Callable | None) -> list[Callback]:
-        cbs: list[Callback] = [DivergenceGuard(every=1 if self.device.type == "cpu" else 50)]
+        cbs: list[Callback] = [DivergenceGuard(every=1 if self.device.type == "cpu" else 50), StepLog(self.log_every)]
         if self.evaluator is not None:
             cbs.append(self.evaluator)
         if on_step is not None:
