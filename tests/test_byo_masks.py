@@ -165,8 +165,15 @@ def test_types_that_are_not_module_classes_are_one_line_errors():
 def test_without_a_guard_global_pruning_empties_small_layers_and_says_so():
     model = seeded(Mixed)
     with pytest.warns(UserWarning, match="emptied 3 layer.*conv.weight, depthwise.weight, k.weight.*min_density=0.0"):
-        mask = MagnitudePruner().prune(model, PruningMask(model), 0.8)
+        mask = MagnitudePruner(min_density=None).prune(model, PruningMask(model), 0.8)
     assert [n for n in mask if count_alive(mask[n]) == 0] == ["conv.weight", "depthwise.weight", "k.weight"]
+
+
+def test_the_guard_is_on_by_default():
+    model = seeded(Mixed)
+    with pytest.warns(UserWarning, match="stopped pruning 3 layer"):
+        mask = MagnitudePruner().prune(model, PruningMask(model), 0.8)
+    assert all(count_alive(mask[n]) >= 1 for n in mask)
 
 
 def test_the_guard_keeps_every_layer_at_80_percent_global_sparsity_with_one_warning_and_the_exact_count():
@@ -236,7 +243,7 @@ def test_a_bad_min_density_is_a_one_line_error(bad):
 
 def test_the_default_repr_is_unchanged_so_old_run_records_still_match():
     assert repr(MagnitudePruner()) == "MagnitudePruner(global_pruning=True, layer_rates=None, exclude=())"
-    assert "min_density=0.0" in repr(MagnitudePruner(min_density=0.0))
+    assert "min_density=None" in repr(MagnitudePruner(min_density=None))
 
 
 @settings(max_examples=60, deadline=None)

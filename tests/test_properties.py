@@ -26,7 +26,7 @@ def model_with(layer_shapes, seed, ties):
 @given(shapes, st.integers(0, 10_000), st.booleans(), st.floats(0, 0.99), st.floats(0, 0.99), st.booleans())
 def test_masks_only_shrink_and_the_count_is_exact(layer_shapes, seed, ties, s1, s2, global_pruning):
     model = model_with(layer_shapes, seed, ties)
-    pruner = MagnitudePruner(global_pruning=global_pruning)
+    pruner = MagnitudePruner(global_pruning=global_pruning, min_density=None)  # the bare algorithm
     sizes = [o * i for o, i in layer_shapes]
     for s in (s1, max(s1, s2)):
         survivors = sum(sizes) - round(s * sum(sizes)) if global_pruning else sum(n - round(s * n) for n in sizes)
@@ -52,7 +52,7 @@ def test_global_pruning_ranks_by_magnitude(layer_shapes, seed, ties, sparsity):
     total = sum(o * i for o, i in layer_shapes)
     sparsity = min(sparsity, (total - 1) / total)  # leave a weight: an empty ticket is refused
     model = model_with(layer_shapes, seed, ties)
-    mask = MagnitudePruner(global_pruning=True).prune(model, PruningMask(model), sparsity)
+    mask = MagnitudePruner(global_pruning=True, min_density=None).prune(model, PruningMask(model), sparsity)
     params = named_parameters(model)
     kept = [params[n].detach().abs()[mask[n]] for n in mask]
     pruned = [params[n].detach().abs()[~mask[n]] for n in mask]
@@ -67,6 +67,6 @@ def test_random_control_keeps_every_layers_count(layer_shapes, seed, sparsity):
     total = sum(o * i for o, i in layer_shapes)
     sparsity = min(sparsity, (total - 1) / total)  # leave a weight: an empty ticket is refused
     model = model_with(layer_shapes, seed, False)
-    ticket = MagnitudePruner(global_pruning=True).prune(model, PruningMask(model), sparsity)
+    ticket = MagnitudePruner(global_pruning=True, min_density=None).prune(model, PruningMask(model), sparsity)
     control = RandomPruner(seed).like(ticket)
     assert all(int(control[n].sum()) == int(ticket[n].sum()) for n in ticket)

@@ -205,7 +205,7 @@ def test_a_target_that_rounds_to_every_weight_never_empties_the_ticket(tmp_path,
     torch.manual_seed(0)
     model = MODELS["lenet300"]()
     with pytest.raises(LotteryTicketError, match="prunes every remaining weight"):
-        MagnitudePruner(global_pruning=True).prune(model, PruningMask(model), 0.9999999)
+        MagnitudePruner(global_pruning=True, min_density=None).prune(model, PruningMask(model), 0.9999999)
 
 
 # 8. One line where a traceback used to be ----------------------------------------------------------------------------

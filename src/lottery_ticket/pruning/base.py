@@ -69,13 +69,14 @@ class Pruner:
                   (an exact name beats 'fc*' beats '*'), e.g. {"fc3.weight": 0.1, "*": 0.2} (F&C Figure 2)
     exclude       name patterns never pruned (e.g. the output layer in open_lth's protocol)
     min_density   layer-collapse guard: every eligible layer keeps at least max(1, ceil(min_density * size))
-                  weights (0.0: never empty a layer). None: no guard, but a warning names any layer emptied
+                  weights (0.0, the default: never empty a layer). None: no guard, but a warning names any
+                  layer emptied (the paper's pure magnitude ranking)
     """
 
     name = "pruner"
 
     def __init__(self, layer_rates: Mapping[str, float] | None = None, exclude: Iterable[str] = (),
-                 min_density: float | None = None):
+                 min_density: float | None = 0.0):
         self.layer_rates = {p: check_sparsity(r, f"layer_rates[{p!r}]") for p, r in (layer_rates or {}).items()}
         self.exclude = tuple(exclude)
         self.min_density = check_min_density(min_density)

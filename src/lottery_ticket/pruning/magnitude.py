@@ -34,13 +34,13 @@ class MagnitudePruner(Pruner):
     name = "magnitude"
 
     def __init__(self, global_pruning: bool = True, layer_rates: Mapping[str, float] | None = None,
-                 exclude: Iterable[str] = (), min_density: float | None = None):
+                 exclude: Iterable[str] = (), min_density: float | None = 0.0):
         super().__init__(layer_rates, exclude, min_density)
         self.global_pruning = bool(global_pruning)
 
     def __repr__(self) -> str:
-        # min_density only when set: run records keep this text, and old runs must still compare equal.
-        guard = "" if self.min_density is None else f", min_density={self.min_density}"
+        # min_density only when not the default: run records keep this text, and old runs must still compare equal.
+        guard = "" if self.min_density == 0.0 else f", min_density={self.min_density}"
         return (f"MagnitudePruner(global_pruning={self.global_pruning}, layer_rates={self.layer_rates or None}, "
                 f"exclude={self.exclude}{guard})")
 

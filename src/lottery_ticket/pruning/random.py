@@ -22,13 +22,13 @@ class RandomPruner(Pruner):
     name = "random"
 
     def __init__(self, seed: int = 0, layer_rates: Mapping[str, float] | None = None, exclude=(),
-                 min_density: float | None = None):
+                 min_density: float | None = 0.0):
         super().__init__(layer_rates, exclude, min_density)
         self.seed = int(seed)
 
     def __repr__(self) -> str:
-        # min_density only when set: run records keep this text, and old runs must still compare equal.
-        guard = "" if self.min_density is None else f", min_density={self.min_density}"
+        # min_density only when not the default: run records keep this text, and old runs must still compare equal.
+        guard = "" if self.min_density == 0.0 else f", min_density={self.min_density}"
         return f"RandomPruner(seed={self.seed}, layer_rates={self.layer_rates or None}, exclude={self.exclude}{guard})"
 
     def _generator(self) -> torch.Generator:
