@@ -70,10 +70,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="train N seeds at once in N processes, one thread each (default 1)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lottery-ticket")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lottery-ticket", description="Find winning lottery tickets (Frankle & Carbin, ICLR 2019) "
                                      "by iterative magnitude pruning, with controls, resume, reports and fast export.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lottery-ticket {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     find = sub.add_parser("find", help="run IMP (and controls) into a run folder",

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from .devices import check_device
 from .enforce import enforce_on_every_step
 from .errors import LotteryTicketError
 from .imp import IMP, MemoryStore
@@ -92,6 +93,7 @@ class _Functions:
                     "argument that starts the LR schedule and data order there (Trainer.as_train_fn() has one), "
                     "or pass LotteryTicketFinder(..., rewind_mode='restart') to train from step 0's schedule")
             kwargs["start_iteration"] = start_iteration
+        before = [p.detach().clone() for p in model.parameters()]
         if _positional_count(self.train_fn) >= 2:
             metrics = self.train_fn(model, mask, **kwargs)
             if not mask.is_applied(model):
@@ -102,6 +104,12 @@ class _Functions:
             with enforce_on_every_step(mask, model):
                 metrics = self.train_fn(model, **kwargs)
             mask.apply(model)
+        if before and all(torch.equal(b, p.detach()) for b, p in zip(before, model.parameters())):
+            # The spec's style (an optimizer built once, outside train_fn) trains only the first model it saw:
+            # a control's fresh network would stay untrained and its accuracy would flatter the ticket.
+            raise LotteryTicketError(
+                "train_fn changed no weight of the model it was given; build the optimizer inside train_fn from that "
+                "model's parameters (every round and every control passes a new or reset network)")
         return dict(metrics or {})
 
     def evaluate(self, model) -> dict:
@@ -111,6 +119,17 @@ class _Functions:
                 raise LotteryTicketError("eval_fn returned a dict without 'accuracy'; return a float or {'accuracy': ...}")
             return {**value, "accuracy": float(value["accuracy"])}
         return {"accuracy": float(value)}
+
+
+class ControlResult(dict):
+    """A control's record that also reads as its accuracy, as the spec uses it:
+    `random_acc = finder.verify_random_ticket(...)`, then `f"{random_acc:.2%}"` or `float(random_acc)`."""
+
+    def __float__(self) -> float:
+        return float(self["accuracy"])
+
+    def __format__(self, spec: str) -> str:
+        return format(float(self), spec) if spec else dict.__repr__(self)
 
 
 class LotteryTicketFinder:
@@ -144,7 +163,7 @@ class LotteryTicketFinder:
     ):
         self.model_class = model_class
         self.model_kwargs = dict(model_kwargs or {})
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.seed = int(seed)
         self.pruner = pruner or MagnitudePruner(global_pruning=True)
         if isinstance(rewind_iteration, bool) or not isinstance(rewind_iteration, int) or rewind_iteration < 0:
@@ -250,6 +269,7 @@ class LotteryTicketFinder:
         level = max(0, len(self.masks) - 1)
         row = imp.run_control(CONTROLS[key], level, mask=mask if mask is not None else self.masks[-1],
                               seed=seed if seed is not None else CONTROLS[key].seed_for(self.seed, level))
+        row = ControlResult(row)
         self.results.setdefault("controls", {})[CONTROLS[key].record] = row
         return row
 

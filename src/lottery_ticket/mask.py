@@ -158,6 +158,17 @@ def select_names(model: nn.Module, include: Iterable[str] | None, exclude: Itera
     return [n for n in names if n not in excluded]
 
 
+def _class_or_instance(method):
+    """A method that receives the class when called on it and the instance when called on one."""
+    import functools
+
+    class Descriptor:
+        def __get__(self, obj, objtype=None):
+            return functools.partial(method, obj if obj is not None else objtype)
+
+    return Descriptor()
+
+
 class PruningMask:
     """Bool keep-masks for a model's prunable weights (True = weight survives).
 
@@ -339,15 +350,23 @@ class PruningMask:
         # safetensors does not keep insertion order; the layer order travels in the metadata.
         save_tensors(path, self.masks, metadata={"format": MASK_FORMAT, "order": list(self.masks)})
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, model: nn.Module | None = None) -> "PruningMask":
-        tensors = load_tensors(path)
-        order = _stored_order(path, tensors)
-        tensors = {n: tensors[n] for n in order}
-        bad = [n for n, t in tensors.items() if t.dtype != torch.bool]
-        if bad:
-            raise LotteryTicketError(f"{path} is not a mask file: {bad[0]} has dtype {tensors[bad[0]].dtype}, expected bool")
-        return cls(model, masks=tensors)
+    @_class_or_instance
+    def load(owner, path: str | os.PathLike, model: nn.Module | None = None) -> "PruningMask":
+        """`PruningMask.load(path)` returns a new mask; `mask.load(path)` (the spec's form) also loads into `mask`."""
+        loaded = _load_mask(owner if isinstance(owner, type) else type(owner), path, model)
+        if not isinstance(owner, type):
+            owner.masks = loaded.masks
+        return loaded
+
+
+def _load_mask(cls, path, model):
+    tensors = load_tensors(path)
+    order = _stored_order(path, tensors)
+    tensors = {n: tensors[n] for n in order}
+    bad = [n for n, t in tensors.items() if t.dtype != torch.bool]
+    if bad:
+        raise LotteryTicketError(f"{path} is not a mask file: {bad[0]} has dtype {tensors[bad[0]].dtype}, expected bool")
+    return cls(model, masks=tensors)
 
 
 def _refuse_torch_pruned(model: nn.Module) -> None:

@@ -150,6 +150,11 @@ class Structured24Pruner(NMPruner):
     def __init__(self, exclude: Iterable[str] = ()):
         super().__init__(2, 4, exclude)
 
+    @staticmethod
+    def verify_24_pattern(tensor: torch.Tensor) -> bool:
+        """The spec's `pruner.verify_24_pattern(tensor)`: at most 2 nonzeros in every group of 4."""
+        return verify_24_pattern(tensor)
+
 
 class NMConstrainedPruner(Pruner):
     """IMP whose tickets obey N:M: project onto N:M, then let `base` prune by magnitude among survivors.
