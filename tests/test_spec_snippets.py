@@ -95,3 +95,28 @@ def test_version_license_and_citation():
     if ignored.returncode == 128:
         pytest.skip("not a git checkout")
     assert ignored.returncode == 1  # docs/runs/ is tracked; only the top-level runs/ is ignored
+
+
+def test_the_command_line_answers_help_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, lottery_ticket.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_plot_ticks_are_the_runs_own_levels():
+    from lottery_ticket.experiment.report import level_ticks
+
+    assert level_ticks([100.0, 50.0, 25.0, 12.5]) == ([100.0, 50.0, 25.0, 12.5], ["100", "50", "25", "12.5"])
+    ticks, labels = level_ticks([100 * 0.7 ** r for r in range(30)])
+    assert len(ticks) <= 12 and ticks[0] == 100.0
+
+
+def test_provenance_is_the_librarys_own_checkout(tmp_path, monkeypatch):
+    from lottery_ticket.experiment import provenance
+
+    monkeypatch.chdir(tmp_path)  # the current directory's repository (none here) must not matter
+    commit = provenance.git_commit()
+    assert commit is None or len(commit) == 40

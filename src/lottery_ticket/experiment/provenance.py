@@ -12,7 +12,11 @@ import torch
 
 
 def git_commit() -> str | None:
+    """The commit of the library's own source checkout; None when it is installed from a wheel (whatever repository
+    the current directory, or a virtual environment's site-packages, happens to sit in is not ours)."""
     repo = Path(__file__).resolve().parents[3]
+    if not ((repo / "pyproject.toml").is_file() and (repo / "src" / "lottery_ticket" / "finder.py").is_file()):
+        return None
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):

@@ -91,9 +91,7 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
             plt.close(fig)
             continue
         ax.set_xscale("log")
-        lo = min(lv["weights_remaining_pct"] for lv in levels)
-        ticks = [t for t in (100, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1) if t >= lo * 0.8]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks(*level_ticks([lv["weights_remaining_pct"] for lv in levels]))
         ax.minorticks_off()
         ax.invert_xaxis()
         ax.set_xlabel("% of weights remaining (log scale)")
@@ -121,6 +119,14 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
         ax.grid(True, axis="x", alpha=0.3)
         save(fig, "layer_sparsity.png")
     return written
+
+
+def level_ticks(remaining_pct: list[float], at_most: int = 12) -> tuple[list[float], list[str]]:
+    """Tick positions and labels at the run's own levels (any schedule), thinned to `at_most` labels."""
+    points = sorted(set(round(p, 3) for p in remaining_pct), reverse=True)
+    step = max(1, -(-len(points) // at_most))
+    kept = points[::step]
+    return kept, [f"{p:.3g}" for p in kept]
 
 
 def collect_layer_sparsities(path: Path) -> dict[str, float]:
