@@ -60,6 +60,8 @@ def _layer_rate(text: str) -> tuple[str, float]:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the dataset files (default: $LOTTERY_TICKET_DATA, then the cache)")
     p.add_argument("--no-verify-checksums", action="store_true", help="accept data files whose MD5 differs from the official one")
+    p.add_argument("--download", action="store_true", help="fetch missing or damaged dataset files (checksums verified; "
+                                                           "$LOTTERY_TICKET_MIRROR is tried first)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="save mid-training state every N steps (default 500)")
@@ -144,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="run folder (default: a fresh temporary folder)")
     demo.add_argument("--data-dir")
     demo.add_argument("--no-verify-checksums", action="store_true")
+    demo.add_argument("--download", action="store_true", help="fetch missing or damaged dataset files")
     demo.add_argument("--quiet", action="store_true")
 
     sub.add_parser("list", help="models, datasets and presets")
@@ -242,6 +245,7 @@ def _runner(config, out: str, args, distributed: bool):
     return ExperimentRunner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
                             device=device, progress=progress, checkpoint_every=args.checkpoint_every,
                             collective=collective, workers=args.workers, tensorboard=args.tensorboard,
+                            download=args.download,
                             log=None if collective.is_writer else _quiet,
                             command=shlex.join(["lottery-ticket", *(sys.argv[1:] if _ARGV is None else _ARGV)]))
 
@@ -308,7 +312,8 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     run_demo(dataset=args.dataset, model=args.model, out=args.out, data_dir=args.data_dir,
-             verify_checksums=not args.no_verify_checksums, progress=not args.quiet and sys.stderr.isatty())
+             verify_checksums=not args.no_verify_checksums, progress=not args.quiet and sys.stderr.isatty(),
+             download=args.download)
     return 0
 
 

@@ -74,7 +74,7 @@ def summary_block(summary: dict, dense_params: int, notes: str, seconds: float) 
 
 
 def run_demo(dataset: str | None = None, model: str | None = None, out: str | None = None, data_dir: str | None = None,
-             verify_checksums: bool = True, progress: bool = False, log=print) -> dict:
+             verify_checksums: bool = True, progress: bool = False, log=print, download: bool = False) -> dict:
     dataset = dataset or "mnist1d"
     if dataset not in DEMOS:
         raise LotteryTicketError(f"no demo for dataset {dataset!r}; choose from {', '.join(DEMOS)}")
@@ -87,7 +87,8 @@ def run_demo(dataset: str | None = None, model: str | None = None, out: str | No
     out = out or tempfile.mkdtemp(prefix=f"lottery-ticket-demo-{dataset}-")
     log(f"lottery-ticket demo: {setting.note}; run folder {out}")
     started = time.perf_counter()
-    runner = ExperimentRunner(config, out, data_dir=data_dir, verify_checksums=verify_checksums, progress=progress, log=log)
+    runner = ExperimentRunner(config, out, data_dir=data_dir, verify_checksums=verify_checksums, progress=progress, log=log,
+                              download=download)
     summary = runner.run()
     seconds = time.perf_counter() - started
     dense_params = summary["levels"][0].get("num_total") or _prunable_count(runner)

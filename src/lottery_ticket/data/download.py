@@ -16,9 +16,19 @@ from pathlib import Path
 from ..errors import LotteryTicketError
 
 
+MIRROR_VAR = "LOTTERY_TICKET_MIRROR"  # a base URL tried before the official ones (a local mirror, or a test server)
+
+
 def download_file(urls: list[str], dest: Path, md5: str | None) -> Path:
-    """Fetch the first URL that works into `dest`, checking its MD5; never leaves a partial file."""
+    """Fetch the first URL that works into `dest`, checking its MD5; never leaves a partial file.
+
+    A download killed midway leaves `.NAME.XXXX.part`; the next attempt starts over (the original servers give no
+    reliable ranges to resume from) and a successful one removes such leftovers.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    mirror = os.environ.get(MIRROR_VAR)
+    if mirror:
+        urls = [mirror.rstrip("/") + "/" + dest.name, *urls]
     errors = []
     for url in urls:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -33,6 +43,8 @@ def download_file(urls: list[str], dest: Path, md5: str | None) -> Path:
             if md5 is not None and h.hexdigest() != md5:
                 raise LotteryTicketError(f"MD5 {h.hexdigest()} != expected {md5}")
             os.replace(tmp, dest)
+            for stale in dest.parent.glob(f".{dest.name}.*.part"):
+                stale.unlink(missing_ok=True)
             return dest
         except (OSError, LotteryTicketError, ValueError) as exc:
             errors.append(f"{url}: {exc}")

@@ -80,7 +80,7 @@ class ExperimentRunner:
                  verify_checksums: bool = True, device: str = "cpu", progress: bool = True,
                  log: Callable[[str], None] | None = None, checkpoint_every: int = 500,
                  collective: Collective = SINGLE_PROCESS, workers: int = 1, command: str | None = None,
-                 tensorboard: bool = False):
+                 tensorboard: bool = False, download: bool = False):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise LotteryTicketError(f"workers={workers!r} must be an integer >= 1")
         self.config = config
@@ -93,6 +93,7 @@ class ExperimentRunner:
         self.workers = workers
         self.command = command  # the command line that made the run, recorded in config.json
         self.tensorboard = tensorboard
+        self.download = download  # fetch missing or damaged dataset files from their official mirrors
         if tensorboard:  # before anything is written: a missing extra is a one-line error, not a half-made run
             try:
                 import torch.utils.tensorboard  # noqa: F401
@@ -145,6 +146,7 @@ class ExperimentRunner:
         threads = int(os.environ.get("LOTTERY_TICKET_WORKER_THREADS", "1"))
         kwargs = dict(config=self.config, out_dir=str(self.folder.root), data_dir=self.data_dir,
                       verify_checksums=self.verify_checksums, device=str(self.device), progress=False,
+                      download=self.download,
                       checkpoint_every=self.checkpoint_every)
         import multiprocessing
 
@@ -230,7 +232,8 @@ class ExperimentRunner:
             if is_import_path(self.config.dataset):
                 self._data = load_user_data(self.config.dataset)
             else:
-                self._data = load_dataset(self.config.dataset, self.data_dir, verify_checksums=self.verify_checksums)
+                self._data = load_dataset(self.config.dataset, self.data_dir, verify_checksums=self.verify_checksums,
+                                          download=self.download)
         return self._data
 
     def iterations(self, budget: str) -> int:
