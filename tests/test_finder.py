@@ -204,3 +204,17 @@ def test_imp_on_mnist1d_reaches_its_target_sparsity_and_keeps_accuracy():
     dense, ticket = results["rounds"][0]["accuracy"], results["rounds"][-1]["accuracy"]
     assert dense > 0.4  # 10 classes: chance is 0.1
     assert ticket > dense - 0.1
+
+
+def test_an_eval_fn_dict_without_accuracy_is_one_clear_error(toy_data):
+    train_fn, _ = make_fns(*toy_data, steps=2)
+    finder = LotteryTicketFinder(TinyMLP, {})
+    with pytest.raises(LotteryTicketError, match="eval_fn returned a dict without 'accuracy'"):
+        finder.find_winning_ticket(None, train_fn, lambda m: {"loss": 1.0}, 0.5, 1, verbose=False)
+
+
+def test_a_rewind_iteration_past_the_training_is_one_clear_error(toy_data):
+    train_fn, eval_fn = make_fns(*toy_data, steps=5)
+    finder = LotteryTicketFinder(TinyMLP, {}, rewind_iteration=9)
+    with pytest.raises(LotteryTicketError, match="training ended before rewind_iteration=9"):
+        finder.find_winning_ticket(None, train_fn, eval_fn, 0.5, 1, verbose=False)

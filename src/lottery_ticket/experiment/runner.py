@@ -159,14 +159,17 @@ class ExperimentRunner:
         """Problems that would only surface later: catch them before anything is written, so the corrected
         command is not refused as a different experiment."""
         from ..data.types import DataSplits
+        from ..plugins import is_import_path
 
         batch = self.config.train.batch_size
         train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
         if batch > train_size:
             raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
                                      f"{self.config.dataset}; pass a smaller --batch-size")
-        # Your own model factory runs once here, so one that fails or returns no nn.Module stops before any write.
-        RunTrainable(self, self.config.seeds[0], None).build_model(self.config.seeds[0])
+        # Your own model factory runs once here, so one that fails or returns no nn.Module stops before any write
+        # (a registry name was checked with the config; building VGG-19 just to check it would cost seconds).
+        if is_import_path(self.config.model):
+            RunTrainable(self, self.config.seeds[0], None).build_model(self.config.seeds[0])
         k = self.config.prune.rewind_iteration
         total = self.iterations(self.config.train.budget)
         if k >= total:
@@ -240,12 +243,12 @@ class ExperimentRunner:
         from ..data.loader import EpochLoader
         from ..data.types import DataSplits
 
+        parsed = Budget.parse(budget)
         if isinstance(self.data, DataSplits):
             steps_per_epoch = max(1, len(self.data.train) // self.config.train.batch_size)
-        else:  # your own loader: an epoch is its number of batches
-            parsed = Budget.parse(budget)
+        else:  # your own loader: an epoch is its number of batches (only asked for when the budget is in epochs)
             steps_per_epoch = len(EpochLoader(self.data.train)) if parsed.unit == "ep" else 1
-        return Budget.parse(budget).iterations(steps_per_epoch)
+        return parsed.iterations(steps_per_epoch)
 
     # ---- one seed --------------------------------------------------------------------------------------
     def imp(self, seed: int) -> IMP:

@@ -9,6 +9,7 @@ A new control is a Control subclass and one entry in CONTROLS.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -21,17 +22,18 @@ if TYPE_CHECKING:
     from .engine import IMP
 
 
-class Control:
+class Control(ABC):
     key: str  # the name users pass (--controls)
     record: str  # the kind in records and file names
     stage_id: int  # distinguishes its training stage's RNG stream from the ticket's
 
+    @abstractmethod
     def seed_for(self, seed: int, level: int) -> int:
-        raise NotImplementedError
+        """The control's own seed for run seed `seed` at `level`."""
 
+    @abstractmethod
     def prepare(self, imp: "IMP", level: int, mask: PruningMask, seed: int) -> tuple[nn.Module, PruningMask, dict]:
         """(network to train, mask to train it under, record fields naming the seed used)."""
-        raise NotImplementedError
 
 
 class RandomReinit(Control):
@@ -57,4 +59,3 @@ class RandomPruning(Control):
 
 
 CONTROLS: dict[str, Control] = {"reinit": RandomReinit(), "random-prune": RandomPruning()}
-CONTROL_RECORDS = {c.record: c for c in CONTROLS.values()}

@@ -134,10 +134,11 @@ class IMP:
                 rewind = self.store.load_state("rewind")
             restore_(model, rewind)
             start = k if self.rewind_mode == "continue" else 0
-        on_step = self._capture_rewind() if level == 0 and k > 0 and self.store.load_state("rewind") is None else None
+        captured: list[int] = []
+        on_step = self._capture_rewind(captured) if level == 0 and k > 0 and self.store.load_state("rewind") is None else None
         callbacks = [self._early_bird()] if level == 0 and self.early_bird is not None else []
         result = self._train(model, mask, f"round_{level:02d}", level, start, on_step, callbacks)
-        if on_step is not None and self.store.load_state("rewind") is None and self.collective.is_writer:
+        if on_step is not None and not captured:
             raise LotteryTicketError(f"training ended before rewind_iteration={k}; use a smaller rewind iteration "
                                      "or a longer budget")
         row = level_record(self.seed, level, kind, mask, self.pruner.eligible(mask), result)
@@ -181,12 +182,14 @@ class IMP:
         self.store.clear_checkpoint(stage)
         self.collective.barrier()
 
-    def _capture_rewind(self):
+    def _capture_rewind(self, captured: list[int]):
+        """on_step that stores the weights after step k (and notes in `captured` that it did)."""
         k = self.rewind_iteration
 
         def on_step(iteration: int, model: nn.Module) -> None:
             if iteration == k:
                 self.store.save_state("rewind", snapshot(model))
+                captured.append(k)
 
         return on_step
 

@@ -15,6 +15,7 @@ with a subclass and one entry in pruning/registry.py.
 from __future__ import annotations
 
 import fnmatch
+from abc import ABC, abstractmethod
 import math
 import warnings
 from typing import Iterable, Mapping
@@ -62,7 +63,7 @@ def most_specific_match(name: str, patterns: Iterable[str]) -> str | None:
     return best
 
 
-class Pruner:
+class Pruner(ABC):
     """Base of every pruner: per-layer rates and exclusions by name pattern, and the default level step.
 
     layer_rates   per-level rate by parameter-name pattern; the most specific matching pattern wins
@@ -89,8 +90,9 @@ class Pruner:
         pattern = most_specific_match(name, self.layer_rates)
         return default if pattern is None else self.layer_rates[pattern]
 
+    @abstractmethod
     def prune(self, model: nn.Module, mask: PruningMask, target_sparsity: float | Mapping[str, float]) -> PruningMask:
-        raise NotImplementedError
+        """A new mask at the cumulative target (see the module docstring); the one method a criterion must write."""
 
     def prune_fraction(self, model: nn.Module, mask: PruningMask, fraction: float) -> PruningMask:
         """One IMP level: each eligible layer loses round(rate * its survivors) (rate from `layer_rates`)."""
