@@ -146,8 +146,7 @@ class ExperimentRunner:
         threads = int(os.environ.get("LOTTERY_TICKET_WORKER_THREADS", "1"))
         kwargs = dict(config=self.config, out_dir=str(self.folder.root), data_dir=self.data_dir,
                       verify_checksums=self.verify_checksums, device=str(self.device), progress=False,
-                      download=self.download,
-                      checkpoint_every=self.checkpoint_every)
+                      download=self.download, tensorboard=self.tensorboard, checkpoint_every=self.checkpoint_every)
         import multiprocessing
 
         with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
