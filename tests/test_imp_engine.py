@@ -2,6 +2,7 @@
 per-level rate, finished runs extend without retraining, and old run folders resume as the same experiment."""
 
 import dataclasses
+import math
 import json
 import shutil
 from pathlib import Path
@@ -132,7 +133,7 @@ def test_changing_rounds_keeps_every_paper_presets_per_level_rate(name, rounds):
     assert (config.prune.rate, config.prune.layer_rates) == (PRESETS[name].prune.rate, PRESETS[name].prune.layer_rates)
 
 
-def test_openlth_preset_with_three_rounds_prunes_twenty_percent_per_level():
+def test_openlth_preset_with_three_rounds_prunes_open_lth_counts_per_level():
     config = find_args("--preset", "lenet300-mnist-openlth", "--rounds", "3")
     torch.manual_seed(0)
     model = MODELS[config.model](**config.model_kwargs)
@@ -140,12 +141,12 @@ def test_openlth_preset_with_three_rounds_prunes_twenty_percent_per_level():
     mask = dense = PruningMask(model)
     eligible = pruner.eligible(mask)
     assert eligible == ["fc1.weight", "fc2.weight"]  # open_lth leaves the output layer alone
-    alive = total = count_pruned(dense, eligible)[1]
+    total = count_pruned(dense, eligible)[1]
+    alive = total + dense["fc3.weight"].numel()
     for level in range(1, 4):
         mask = next_mask(pruner, config.prune.schedule(), model, mask, dense, level)
-        alive -= round(0.2 * alive)  # 20 % of the survivors, every level
-        assert count_pruned(mask, eligible) == (total - alive, total)
-    assert abs(count_pruned(mask, eligible)[0] / total - (1 - 0.8 ** 3)) < 1e-5
+        alive -= math.ceil(0.2 * alive) + 1  # sparse_global: ceil(20 % of all survivors), plus the one at the threshold
+        assert count_pruned(mask, eligible)[0] == total + dense["fc3.weight"].numel() - alive
     assert mask["fc3.weight"].all()
 
 

@@ -144,7 +144,7 @@ def test_paper_hyperparameters():
         "vgg19-cifar10": ("sgd", 0.1, 64, "112000it", "10000it"),
         "resnet20-cifar10": ("sgd", 0.03, 128, "30000it", "20000it"),
         "resnet20-cifar10-rewind": ("sgd", 0.1, 128, "30000it", None),
-        "lenet300-mnist-openlth": ("sgd", 0.1, 128, "40ep", None),
+        "lenet300-mnist-openlth": ("sgd", 0.1, 128, "18760it", None),  # 40 of open_lth's 469-step epochs
     }
     for name, (optimizer, lr, batch, budget, warmup) in expected.items():
         t = PRESETS[name].train

@@ -61,6 +61,9 @@ class TrainConfig:
     eval_every: str | None = field(default=None, metadata={"help": "evaluate every N, e.g. '1000it' or '1ep'"})
     augment: bool = field(default=False, metadata={"help": "pad-4 random crop + flip (CIFAR)"})
     data_seed: int = field(default=0, metadata={"help": "seed for data order and augmentation"})
+    validation: bool = field(default=True, metadata={"help": "hold out the dataset's validation split (the paper's); "
+                                                              "false trains on every training example and evaluates "
+                                                              "on the test set (open_lth)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format (conv nets)"})
     loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy, or 'module:callable' "
@@ -78,6 +81,8 @@ class TrainConfig:
             raise LotteryTicketError(f"lr={self.lr!r} must be > 0")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise LotteryTicketError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        if not isinstance(self.validation, bool):
+            raise LotteryTicketError(f"validation={self.validation!r} must be true or false")
         Budget.parse(self.budget)
         if self.warmup is not None:
             Budget.parse(self.warmup)
@@ -88,7 +93,7 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    pruner: str = field(default="magnitude", metadata={"help": "a criterion from pruning.PRUNERS: magnitude | random | nm | 2:4"})
+    pruner: str = field(default="magnitude", metadata={"help": "a criterion from pruning.PRUNERS: magnitude | random | nm | 2:4 | sparse-global"})
     rate: float | None = field(default=None, metadata={"help": "fraction of surviving weights pruned per level "
                                                                "(the paper's form; default 0.2 unless target_sparsity is set)"})
     target_sparsity: float | None = field(default=None, metadata={"help": "final sparsity of the eligible weights, "

@@ -21,7 +21,7 @@ class DemoSetting:
     seeds: tuple[int, ...] = (0,)
 
 
-# CPU-sized budgets, chosen so each demo finishes in minutes on a 2-core CPU (times in docs/demo.md).
+# CPU-sized budgets, chosen so each demo finishes in minutes on a 2-core CPU (times in docs/results.md).
 DEMOS = {
     "mnist1d": DemoSetting("mnist1d_mlp", TrainConfig(optimizer="adam", lr=2e-3, batch_size=100, budget="3000it", eval_every="250it"),
                            PruneConfig(rate=0.45, rounds=3, global_pruning=False, layer_rates={"fc3.weight": 0.25, "*": 0.45}),

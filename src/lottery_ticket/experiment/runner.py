@@ -235,7 +235,7 @@ class ExperimentRunner:
                 self._data = load_user_data(self.config.dataset)
             else:
                 self._data = load_dataset(self.config.dataset, self.data_dir, verify_checksums=self.verify_checksums,
-                                          download=self.download)
+                                          download=self.download, validation=self.config.train.validation)
         return self._data
 
     def iterations(self, budget: str) -> int:

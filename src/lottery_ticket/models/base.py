@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import LotteryTicketError
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
-INIT_SCHEMES = ("glorot", "kaiming")
+INIT_SCHEMES = ("glorot", "kaiming", "open_lth")
 
 
 class LotteryModel(nn.Module):
@@ -40,8 +40,9 @@ class LotteryModel(nn.Module):
                 else:
                     # open_lth's kaiming_normal: torch's default mode fan_in with the ReLU gain sqrt(2).
                     nn.init.kaiming_normal_(m.weight)
-                if m.bias is not None:
-                    # open_lth leaves biases at torch's uniform default; the paper's LeNet/Conv code zeroes them.
+                if m.bias is not None and scheme != "open_lth":
+                    # open_lth leaves biases at torch's uniform default ("open_lth" keeps them); the paper's
+                    # LeNet/Conv code zeroes them.
                     nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 # Frankle & Carbin's VGG/ResNet start BN at (1, 0); open_lth's default draws gamma ~ U(0, 1).

@@ -2,6 +2,7 @@
 
 from .magnitude import MagnitudePruner
 from .random import RandomPruner
+from .sparse_global import SparseGlobalPruner
 from .structured import NMConstrainedPruner, NMPruner, Structured24Pruner, nm_mask, verify_24_pattern, verify_nm_pattern
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "NMConstrainedPruner",
     "NMPruner",
     "RandomPruner",
+    "SparseGlobalPruner",
     "Structured24Pruner",
     "nm_mask",
     "verify_24_pattern",

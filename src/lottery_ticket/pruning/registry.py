@@ -12,6 +12,7 @@ from ..errors import LotteryTicketError
 from .base import Pruner
 from .magnitude import MagnitudePruner
 from .random import RandomPruner
+from .sparse_global import SparseGlobalPruner
 from .structured import NMConstrainedPruner
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
                                            min_density=p.min_density),
     # Magnitude pruning inside an N:M pattern (`nm` field, e.g. '2:4' or '1:4').
     "nm": _nm,
+    # open_lth's sparse_global counting (ceil of the rate over all survivors, strictly-above threshold).
+    "sparse-global": lambda p, seed: SparseGlobalPruner(exclude=p.exclude),
     # 2:4, the pattern NVIDIA's sparse tensor cores run.
     "2:4": lambda p, seed: NMConstrainedPruner(_magnitude(p, seed), 2, 4, exclude=p.exclude),
 }
