@@ -50,16 +50,28 @@ def _check(arrays: dict[str, np.ndarray]) -> None:
                                      "signals with N labels in 0..9; reinstall it (pip install --force-reinstall mnist1d)")
 
 
-def generate(cache_dir: Path | None, **overrides) -> dict[str, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    args = get_dataset_args()
-    for key, value in {**DEFAULT_ARGS, **overrides}.items():
-        setattr(args, key, value)
-    key = hashlib.sha256(json.dumps(sorted(vars(args).items()), default=str).encode()).hexdigest()[:16]
+    try:
+        return version("mnist1d")
+    except PackageNotFoundError:
+        raise LotteryTicketError("MNIST-1D needs the mnist1d package: pip install mnist1d") from None
+
+
+def generate(cache_dir: Path | None, **overrides) -> dict[str, np.ndarray]:
+    # The cache key is our arguments plus the package's version, not its full argument set: reading that set
+    # imports mnist1d.data, which pulls in matplotlib and scipy (~1.4 s) even when the cache answers.
+    settings = {**DEFAULT_ARGS, **overrides}
+    key = hashlib.sha256(json.dumps([sorted(settings.items()), _package_version()], default=str).encode()).hexdigest()[:16]
     cache = cache_dir / f"mnist1d_{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file() and (arrays := _read_cache(cache)) is not None:
         return arrays
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    for name, value in settings.items():
+        setattr(args, name, value)
     data = make_dataset(args)  # pure numpy; no download
     arrays = {k: np.asarray(data[k]) for k in _KEYS}
     _check(arrays)
