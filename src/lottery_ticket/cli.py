@@ -140,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.add_argument("--no-plots", action="store_true")
 
+    cmp_ = sub.add_parser("compare", help="one table and plot of test accuracy vs weights remaining across runs",
+                          description="Compare run folders of one dataset: mean ± std over seeds per level, one column "
+                                      "(and plot line) per run, labelled by the settings that differ between the runs.")
+    cmp_.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    cmp_.add_argument("--out", default="compare", help="folder for compare.csv and compare.png (default: ./compare)")
+    cmp_.add_argument("--kind", default="ticket", choices=("ticket", "random_reinit", "random_pruning"),
+                      help="which result to compare (default: ticket)")
+
     demo = sub.add_parser("demo", help="the main job in one command: IMP + random-ticket control, EXPERIMENT SUMMARY")
     demo.add_argument("--dataset", default=None, help="mnist1d (default, offline), mnist, fashion-mnist, cifar10")
     demo.add_argument("--model", default=None, help="model to use (default: per dataset)")
@@ -294,6 +302,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .experiment.compare import compare
+
+    print(compare(args.run_dirs, out=args.out, kind=args.kind))
+    return 0
+
+
 def cmd_list(args) -> int:
     from .data import DATASETS
     from .models import MODELS
@@ -324,8 +339,8 @@ def cmd_bench_inference(args) -> int:
     return 0
 
 
-COMMANDS = {"find": cmd_find, "resume": cmd_resume, "report": cmd_report, "list": cmd_list, "demo": cmd_demo,
-            "bench-inference": cmd_bench_inference}
+COMMANDS = {"find": cmd_find, "resume": cmd_resume, "report": cmd_report, "compare": cmd_compare, "list": cmd_list,
+            "demo": cmd_demo, "bench-inference": cmd_bench_inference}
 
 
 def _log_to_stdout() -> None:
