@@ -10,6 +10,16 @@ from torch import nn
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def isolated_from_dataset_environment(monkeypatch):
+    """No test may see the user's dataset folder or download mirror: they would change which files a test reads.
+
+    A test that needs either sets it itself (monkeypatch.setenv), or passes data_dir explicitly.
+    """
+    monkeypatch.delenv("LOTTERY_TICKET_DATA", raising=False)
+    monkeypatch.delenv("LOTTERY_TICKET_MIRROR", raising=False)
+
+
 class TinyMLP(nn.Module):
     """Small enough to train in milliseconds; two prunable layers plus biases that must never be masked."""
 

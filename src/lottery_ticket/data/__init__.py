@@ -87,16 +87,15 @@ def _check_name(name: str) -> DatasetSpec:
 
 
 def _search_roots(data_dir: str | os.PathLike | None) -> list[Path]:
-    roots = []
+    """An explicit --data-dir is the only root: falling back to $LOTTERY_TICKET_DATA would train on other files."""
     if data_dir:
-        roots.append(Path(data_dir))
-    if os.environ.get(ENV_VAR):
-        roots.append(Path(os.environ[ENV_VAR]))
-    return roots
+        return [Path(data_dir)]
+    return [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
 
 
 def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding all of `name`'s files: --data-dir, then $LOTTERY_TICKET_DATA, then system and cache dirs."""
+    """The folder holding all of `name`'s files: --data-dir alone when given; else $LOTTERY_TICKET_DATA, then
+    system and cache dirs."""
     spec = _check_name(name)
     candidates = [root / sub for root in _search_roots(data_dir) for sub in spec.subdirs]
     if not data_dir:
@@ -108,6 +107,10 @@ def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     partial = next((c for c in candidates if any((c / f).is_file() for f in spec.files)), None)
     missing = [f for f in spec.files if partial is None or not (partial / f).is_file()]
     where = f"{partial} lacks {', '.join(missing)}" if partial else f"none of {', '.join(spec.files)} found"
+    if data_dir:
+        raise LotteryTicketError(f"{name} files not found in --data-dir {data_dir} ({where}; looked in {looked}); pass "
+                                 f"--download to fetch them there, or put the files in {data_dir} (or "
+                                 f"{Path(data_dir) / spec.subdirs[0]}); {ENV_VAR} is not used when --data-dir is given")
     raise LotteryTicketError(f"{name} files not found ({where}; looked in {looked}); pass --download, or put the files in "
                              f"--data-dir DIR (or DIR/{spec.subdirs[0]}), or set {ENV_VAR}")
 
