@@ -54,9 +54,11 @@ def wait_for(predicate, proc, timeout=120.0):
 
 def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    # The reference runs as a subprocess too: same thread count as the killed runs, so the same floats.
-    assert run_cli("find", *TINY, "--out", str(reference)).returncode == 0
-    cmd = [sys.executable, "-m", "lottery_ticket", "find", *TINY, "--out", str(crashed), "--checkpoint-every", "20"]
+    # The preset's own per-layer rates (no --target-sparsity, which would switch them off): the schedule a
+    # resume once got wrong. The reference runs as a subprocess too: same thread count, so the same floats.
+    args = [arg for arg in TINY if arg not in ("--target-sparsity", "0.75")]
+    assert run_cli("find", *args, "--out", str(reference)).returncode == 0
+    cmd = [sys.executable, "-m", "lottery_ticket", "find", *args, "--out", str(crashed), "--checkpoint-every", "20"]
     seed = crashed / "seed_0"
     kill_points = [  # mid-training of the dense round (a checkpoint exists), then mid-way through round 1
         lambda: any((seed / "checkpoints").glob("round_00.json")),
@@ -64,9 +66,9 @@ def test_killed_run_resumes_to_the_same_masks_and_metrics(tmp_path):
     ]
     for ready in kill_points:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(ready, proc)
+        assert wait_for(ready, proc), "the run ended before the kill point: the kill would land on nothing"
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
     result = run_cli("resume", str(crashed), "--quiet")
     assert result.returncode == 0, result.stderr
     assert metrics_without_timing(crashed) == metrics_without_timing(reference)
