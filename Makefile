@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench install clean
+.PHONY: test demo bench install clean mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,5 +25,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
 
+# Mutation testing of the core (not part of CI: ~15-30 min on 2 cores). Score and survivors: docs/testing.md.
+mutation: $(STAMP)
+	$(PY) -m pip install -q -e ".[mutation]"
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2 || true
+	$(VENV)/bin/mutmut results --all true > mutation-results.txt || $(VENV)/bin/mutmut results > mutation-results.txt
+	$(PY) scripts/mutation_score.py mutation-results.txt
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info mutants mutation-results.txt

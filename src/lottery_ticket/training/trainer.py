@@ -182,6 +182,9 @@ class Trainer:
             return None
         self.iteration = int(meta["iteration"])
         torch.set_rng_state(torch.tensor(meta["extra"]["torch_rng"], dtype=torch.uint8))
+        cuda_rng = meta["extra"].get("cuda_rng")
+        if cuda_rng is not None and self.device.type == "cuda":  # dropout on a GPU draws from the CUDA generator
+            torch.cuda.set_rng_state(torch.tensor(cuda_rng, dtype=torch.uint8), self.device)
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration))
         return meta
@@ -194,8 +197,10 @@ class Trainer:
             state, cb_tensors = cb.state_dict()
             states[key] = state
             tensors.update({f"{key}/{name}": t for name, t in cb_tensors.items()})
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.iteration,
-                        {"callbacks": states, "torch_rng": torch.get_rng_state().tolist()}, extra_tensors=tensors)
+        extra = {"callbacks": states, "torch_rng": torch.get_rng_state().tolist()}
+        if self.device.type == "cuda":
+            extra["cuda_rng"] = torch.cuda.get_rng_state(self.device).tolist()
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.iteration, extra, extra_tensors=tensors)
 
     @staticmethod
     def _stateful_callbacks(callbacks) -> list[tuple[str, Callback]]:

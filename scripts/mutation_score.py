@@ -1,0 +1,66 @@
+"""The mutation score from `mutmut results --all true`, per module and in total.
+
+    python scripts/mutation_score.py mutation-results.txt
+
+Mutants listed in tests/mutation_equivalent.txt (one name per line, then ' # ' and the reason) are equivalent:
+no test can tell them from the original, so they count neither as killed nor as survivors.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+LINE = re.compile(r"^\s*([\w.]+__mutmut_\d+): (.+?)\s*$")
+EQUIVALENT_FILE = Path(__file__).resolve().parents[1] / "tests" / "mutation_equivalent.txt"
+
+
+def equivalents() -> dict[str, str]:
+    if not EQUIVALENT_FILE.is_file():
+        return {}
+    out = {}
+    for line in EQUIVALENT_FILE.read_text().splitlines():
+        name, _, reason = line.partition(" # ")
+        if name.strip() and not name.startswith("#"):
+            out[name.strip()] = reason.strip()
+    return out
+
+
+def module_of(mutant: str) -> str:
+    return mutant.split(".x_")[0].rsplit(".", 1)[0] if ".x_" in mutant else mutant.rsplit(".", 2)[0]
+
+
+def main(path: str) -> int:
+    skip = equivalents()
+    per_module: dict[str, Counter] = defaultdict(Counter)
+    for line in Path(path).read_text().splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        name, status = m.groups()
+        status = "equivalent" if name in skip else status
+        per_module[module_of(name)][status] += 1
+    if not per_module:
+        print(f"no mutants in {path}: did `mutmut run` finish?")
+        return 1
+    total = Counter()
+    print(f"{'module':45s} {'killed':>7s} {'survived':>9s} {'other':>6s} {'equiv.':>7s} {'score':>7s}")
+    for module, counts in sorted(per_module.items()):
+        total.update(counts)
+        print(row(module, counts))
+    print(row("total", total))
+    return 0
+
+
+def row(name: str, c: Counter) -> str:
+    killed, survived, equivalent = c["killed"], c["survived"], c["equivalent"]
+    other = sum(c.values()) - killed - survived - equivalent  # timeouts, suspicious, not checked, no tests
+    scored = killed + survived + other
+    score = f"{100 * killed / scored:.1f}%" if scored else "-"
+    return f"{name:45s} {killed:7d} {survived:9d} {other:6d} {equivalent:7d} {score:>7s}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
