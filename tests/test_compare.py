@@ -176,3 +176,12 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys):
     rc, _, err = run_compare(capsys, runs["base"], other, "--out", tmp_path / "never")
     assert "mnist1d" in err and "accuracies on different test sets do not compare" in err
     assert not (tmp_path / "never").exists()
+
+
+def test_kind_choices_name_every_record_kind_a_run_can_hold():
+    from lottery_ticket.cli import build_parser
+    from lottery_ticket.experiment.runfolder import CONTROL_RECORDS
+
+    compare_parser = build_parser()._subparsers._group_actions[0].choices["compare"]
+    kind = next(a for a in compare_parser._actions if a.dest == "kind")
+    assert tuple(kind.choices) == ("ticket", *CONTROL_RECORDS)

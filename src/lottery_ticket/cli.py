@@ -17,6 +17,7 @@ EPILOG = """examples:
   lottery-ticket find --model conv4 --dataset cifar10 --budget 2000it --rounds 5 --target-sparsity 0.8 --out runs/c4
   lottery-ticket resume runs/lenet                      # continue an interrupted run
   lottery-ticket report runs/lenet                      # table + plots/*.png
+  lottery-ticket instability runs/lenet --rewind-steps 0,100,500   # linear mode connectivity
   lottery-ticket list                                   # models, datasets, presets
 """
 
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "replaces the preset's per-layer rates)")
     find.add_argument("--target-sparsity", type=float, help="instead of a rate: the sparsity of the eligible weights "
                                                             "after the last level, in [0, 1)")
-    find.add_argument("--pruner", help="pruning criterion: magnitude (default), random, nm, 2:4")
+    find.add_argument("--pruner", help="pruning criterion: magnitude (default), random, nm, 2:4, sparse-global (open_lth), "
+                                          "snip, grasp, synflow, magnitude-init (at initialization)")
     find.add_argument("--nm", help="N:M pattern for --pruner nm, e.g. 2:4 or 1:4")
     find.add_argument("--rewind-iteration", type=int, help="0: reset to θ₀ (paper); k: rewind to the weights after k steps")
     find.add_argument("--rewind-mode", choices=("continue", "restart"), help="continue (default, Frankle et al. 2020): "
@@ -110,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--global-pruning", dest="global_pruning", action="store_true", default=None, help="rank all layers together")
     find.add_argument("--layerwise", dest="global_pruning", action="store_false", help="prune each layer separately")
     find.add_argument("--seeds", type=_csv_ints, help="comma-separated seeds, e.g. 0,1,2")
-    find.add_argument("--controls", type=_csv, help="reinit,random-prune (random reinit and random pruning controls)")
+    find.add_argument("--controls", type=_csv, help="reinit,random-prune (F&C's controls); also snip, grasp, synflow, "
+                                                          "magnitude-init, shuffle-layerwise")
     find.add_argument("--budget", help="training length per round: '50000it' or '40ep'")
     find.add_argument("--lr", type=float, help="learning rate")
     find.add_argument("--batch-size", type=int, help="batch size")
@@ -145,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(and plot line) per run, labelled by the settings that differ between the runs.")
     cmp_.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     cmp_.add_argument("--out", default="compare", help="folder for compare.csv and compare.png (default: ./compare)")
-    cmp_.add_argument("--kind", default="ticket", choices=("ticket", "random_reinit", "random_pruning"),
+    cmp_.add_argument("--kind", default="ticket", choices=("ticket", "random_reinit", "random_pruning", "snip", "grasp", "synflow",
+                                                                 "magnitude_init", "shuffle_layerwise"),
                       help="which result to compare (default: ticket)")
 
     demo = sub.add_parser("demo", help="the main job in one command: IMP + random-ticket control, EXPERIMENT SUMMARY")
@@ -164,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=None, help="which seed's ticket (default: the first)")
     bench.add_argument("--batch-sizes", type=_positive_ints, default=(1, 64, 1024))
     bench.add_argument("--device", default="cpu")
+
+    inst = sub.add_parser("instability", help="linear mode connectivity: error barrier between two copies trained from step k",
+                          description="Instability analysis (Frankle, Dziugaite, Roy & Carbin, ICML 2020): for each level "
+                                      "and k, train two copies of the level's network at step k to the end of the budget "
+                                      "with different data orders, and measure the test error along the straight line "
+                                      "between them. Results in RUN_DIR/instability/; rerunning skips what is done.")
+    inst.add_argument("run_dir", metavar="RUN_DIR")
+    inst.add_argument("--rewind-steps", type=_csv_ints, required=True, metavar="K,...",
+                      help="steps k at which the two copies split, e.g. 0,100,500 (each below the run's budget)")
+    inst.add_argument("--levels", type=_csv_ints, metavar="L,...",
+                      help="IMP levels to analyse (default: 0, the dense network, and the run's last finished level)")
+    inst.add_argument("--points", type=int, default=11, help="interpolation points α in [0, 1], ends included (default 11)")
+    inst.add_argument("--seed", type=int, default=None, help="which of the run's seeds (default: the first)")
+    inst.add_argument("--data-dir", help="folder with the dataset files (default: $LOTTERY_TICKET_DATA, then the cache)")
+    inst.add_argument("--no-verify-checksums", action="store_true", help="accept data files whose MD5 differs from the official one")
+    inst.add_argument("--download", action="store_true", help="fetch missing or damaged dataset files")
+    inst.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    inst.add_argument("--quiet", action="store_true", help="no progress bars")
+    inst.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                      help="save a copy's mid-training state every N steps (default 500)")
     return parser
 
 
@@ -339,8 +363,23 @@ def cmd_bench_inference(args) -> int:
     return 0
 
 
+def cmd_instability(args) -> int:
+    from .experiment.instability import format_instability, run_instability
+
+    try:
+        summary = run_instability(args.run_dir, rewind_steps=args.rewind_steps, levels=args.levels, points=args.points,
+                                  seed=args.seed, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
+                                  download=args.download, device=_default_device(args.device),
+                                  progress=not args.quiet and sys.stderr.isatty(), checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        print("\nlottery-ticket: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    print(format_instability(summary))
+    return 0
+
+
 COMMANDS = {"find": cmd_find, "resume": cmd_resume, "report": cmd_report, "compare": cmd_compare, "list": cmd_list,
-            "demo": cmd_demo, "bench-inference": cmd_bench_inference}
+            "demo": cmd_demo, "bench-inference": cmd_bench_inference, "instability": cmd_instability}
 
 
 def _log_to_stdout() -> None:

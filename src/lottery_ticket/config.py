@@ -93,7 +93,7 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    pruner: str = field(default="magnitude", metadata={"help": "a criterion from pruning.PRUNERS: magnitude | random | nm | 2:4 | sparse-global"})
+    pruner: str = field(default="magnitude", metadata={"help": "a criterion from pruning.PRUNERS: magnitude | random | nm | 2:4 | sparse-global | snip | grasp | synflow | magnitude-init"})
     rate: float | None = field(default=None, metadata={"help": "fraction of surviving weights pruned per level "
                                                                "(the paper's form; default 0.2 unless target_sparsity is set)"})
     target_sparsity: float | None = field(default=None, metadata={"help": "final sparsity of the eligible weights, "

@@ -106,7 +106,9 @@ def load_runs(run_dirs: Sequence[str | Path], kind: str = "ticket") -> list[Comp
                                  "do not compare, so pass runs of one dataset")
     lacking = [r for r, _, summary in loaded if not any(kind in lv for lv in summary["levels"])]
     if lacking:
-        control = {"random_reinit": "reinit", "random_pruning": "random-prune"}.get(kind)
+        # A control's --controls name: its record name with dashes (snip, shuffle-layerwise), but for F&C's two.
+        control = None if kind == "ticket" else {"random_reinit": "reinit", "random_pruning": "random-prune"}.get(
+            kind, kind.replace("_", "-"))
         hint = f"; run them with `--controls {control}`, or compare another --kind" if control else ""
         raise LotteryTicketError(f"no {kind} results in {', '.join(lacking)}{hint}")
     names = [Path(r).name or r for r, _, _ in loaded]

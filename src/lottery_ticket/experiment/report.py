@@ -10,9 +10,16 @@ from ..io import atomic_write_bytes, read_json
 from .results import KINDS, collect_rows, summarize
 from .runfolder import RunFolder
 
-KIND_LABELS = {"ticket": "ticket (IMP)", "random_reinit": "random reinit", "random_pruning": "random pruning"}
+KIND_LABELS = {"ticket": "ticket (IMP)", "random_reinit": "random reinit", "random_pruning": "random pruning",
+               "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow", "magnitude_init": "magnitude at init",
+               "shuffle_layerwise": "layerwise shuffle"}
 KIND_STYLES = {"ticket": dict(color="tab:blue", marker="o"), "random_reinit": dict(color="tab:orange", marker="s", linestyle="--"),
-               "random_pruning": dict(color="tab:green", marker="^", linestyle=":")}
+               "random_pruning": dict(color="tab:green", marker="^", linestyle=":"),
+               "snip": dict(color="tab:red", marker="v", linestyle="-."), "grasp": dict(color="tab:purple", marker="D", linestyle="-."),
+               "synflow": dict(color="tab:brown", marker="P", linestyle="-."),
+               "magnitude_init": dict(color="tab:gray", marker="x", linestyle="-."),
+               "shuffle_layerwise": dict(color="tab:olive", marker="*", linestyle=":")}
+ALWAYS_SHOWN = ("ticket", "random_reinit", "random_pruning")  # table columns even when not run; the others when run
 
 
 def load_summary(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], list[dict[str, Any]]]:
@@ -35,14 +42,15 @@ def _cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
 def format_table(summary: dict[str, Any], title: str = "") -> str:
     # Both sparsities: overall (every masked weight) and of the eligible weights the pruner may touch; they
     # differ when layers are excluded (open_lth leaves the output layer dense).
+    kinds = [k for k in KINDS if k in ALWAYS_SHOWN or any(k in level for level in summary["levels"])]
     header = ["weights remaining", "eligible pruned", "test acc: ticket", "random reinit", "random pruning",
-              "early-stop it (ticket)"]
+              *(KIND_LABELS[k] for k in kinds if k not in ALWAYS_SHOWN), "early-stop it (ticket)"]
     lines = []
     for level in summary["levels"]:
         pct = f"{level['weights_remaining_pct']:.1f}%" + (" (dense)" if level["round"] == 0 else "")
         eligible = level.get("eligible_sparsity")
         cells = [pct, "-" if eligible is None else f"{100 * eligible:.1f}%"]
-        for kind in KINDS:
+        for kind in kinds:
             cells.append(_cell(level.get(kind, {}).get("accuracy")))
         cells.append(_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))
         lines.append(cells)

@@ -11,11 +11,11 @@ from ..io import atomic_write_text, read_json, write_json
 from ..errors import LotteryTicketError
 from ..imp.records import unseal
 from ..imp.store import valid_record
-from .runfolder import CONTROL_FILE, ROUND_FILE, RunFolder
+from .runfolder import CONTROL_FILE, CONTROL_RECORDS, ROUND_FILE, RunFolder
 
 METRIC_COLUMNS = ["seed", "round", "kind", "weights_remaining_pct", "sparsity", "eligible_sparsity", "num_remaining", "accuracy",
                   "early_stop_iteration", "early_stop_test_accuracy", "iterations", "train_seconds"]
-KINDS = ("ticket", "random_reinit", "random_pruning")
+KINDS = ("ticket", *CONTROL_RECORDS)  # F&C's two controls first, then the pruning-at-init baselines and ablations
 
 
 def collect_rows(folder: RunFolder) -> list[dict[str, Any]]:

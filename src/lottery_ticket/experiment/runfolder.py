@@ -11,7 +11,7 @@ RUN_DIR/
   seed_<s>/masks/round_XX.safetensors
   seed_<s>/trained/round_XX.safetensors     weights after training round XX (the next prune reads them)
   seed_<s>/rounds/round_XX.json             metrics of round XX: written last, so it marks the round done
-  seed_<s>/controls/<kind>_round_XX.json    random reinit / random pruning at that level
+  seed_<s>/controls/<kind>_round_XX.json    a control at that level (kind: its record name in imp/controls.py)
   seed_<s>/checkpoints/<stage>.{safetensors,json}   mid-training state, deleted when the stage is done
   seed_<s>/logs/<stage>.csv                  train loss and LR every 100 steps, and every evaluation, of a training
   tensorboard/seed_<s>/<stage>/              with --tensorboard (needs the tensorboard package)
@@ -25,7 +25,10 @@ from pathlib import Path
 
 SEED_DIR = re.compile(r"^seed_(\d+)$")
 ROUND_FILE = re.compile(r"^round_(\d{2,})\.json$")
-CONTROL_FILE = re.compile(r"^(random_reinit|random_pruning)_round_(\d{2,})\.json$")
+# The record names of imp/controls.py's CONTROLS, in its order (tests/test_at_init.py checks they agree); written
+# out rather than imported, so that reading a run folder's layout loads no torch.
+CONTROL_RECORDS = ("random_reinit", "random_pruning", "snip", "grasp", "synflow", "magnitude_init", "shuffle_layerwise")
+CONTROL_FILE = re.compile(rf"^({'|'.join(CONTROL_RECORDS)})_round_(\d{{2,}})\.json$")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,30 @@ class RunTrainable:
         test = self._trainer.evaluate("test", model)
         return {"accuracy": test["accuracy"], "test_loss": test["loss"]}
 
+    def scoring_data(self):
+        """What pruning at init reads (pruning/at_init.py): SCORING_EXAMPLES_PER_CLASS x classes training examples
+        drawn with the run seed, unaugmented, in training-size batches, the run's loss, and the input shape.
+        Your own loaders: their first training batch."""
+        from ..data.loader import InMemoryLoader
+        from ..data.types import DataSplits
+        from ..pruning.at_init import ScoringData
+        from ..training.trainer import resolve_loss
+
+        r, data = self.runner, self.runner.data
+        loss_fn = resolve_loss(r.config.train.loss)
+        if not isinstance(data, DataSplits):
+            x, y = next(iter(data.train))
+            return ScoringData(batches=[(x, y)], loss_fn=loss_fn, input_shape=tuple(x.shape[1:]))
+        count = min(len(data.train), SCORING_EXAMPLES_PER_CLASS * data.num_classes)
+        chosen = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(self.seed))[:count]
+        loader = InMemoryLoader(data.train.subset(chosen), r.config.train.batch_size, mean=data.mean, std=data.std,
+                                shuffle=False, device=r.device)
+        return ScoringData(batches=list(loader), loss_fn=loss_fn, input_shape=tuple(data.input_shape))
+
+
+# GraSP's default (Wang et al. 2020 code: 10 samples per class); SNIP's paper scores one batch of about this size.
+SCORING_EXAMPLES_PER_CLASS = 10
+
 
 class ExperimentRunner:
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, *, data_dir: str | None = None,
@@ -169,6 +193,9 @@ class ExperimentRunner:
         # (a registry name was checked with the config; building VGG-19 just to check it would cost seconds).
         if is_import_path(self.config.model):
             RunTrainable(self, self.config.seeds[0], None).build_model(self.config.seeds[0])
+        # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
+        # (per-layer rates with one): building it writes nothing.
+        self.imp(self.config.seeds[0])
         k = self.config.prune.rewind_iteration
         total = self.iterations(self.config.train.budget)
         if k >= total:

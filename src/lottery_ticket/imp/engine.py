@@ -8,6 +8,8 @@ Every stage is keyed on its stored output and skipped when it is there, so runni
 Rewinding follows Frankle et al. 2020 (arXiv 1912.05671) and open_lth: a rewound level starts from the
 step-k weights and trains steps k..T with the learning-rate schedule and the data order positioned at k;
 rewind_mode="restart" instead trains T steps from step 0's schedule and data order (our version 0.1).
+A pruner with `scores_at_init` (pruning/at_init.py: SNIP, GraSP, SynFlow, magnitude-init) prunes θ₀ instead
+of the trained weights, given the data it reads by `initial_network_for`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Trainable(Protocol):
     def evaluate(self, model: nn.Module) -> dict[str, Any]:  # must hold "accuracy"
         ...
 
+    # Optional: scoring_data() -> pruning.at_init.ScoringData, the batches and input shape pruning at init reads.
+
 
 @dataclass(frozen=True)
 class EarlyBirdSpec:
@@ -65,6 +69,14 @@ class IMP:
         self.selection = dict(selection or {})  # which weights are prunable: PruningMask(model, **selection)
         self._theta0: dict | None = None
         self._masks: dict[int, PruningMask] = {}
+        # The one check of `scores_at_init`: such a pruner ranks θ₀, so the trained weights of a level never reach it.
+        self.scores_at_init = bool(getattr(pruner, "scores_at_init", False))
+        if self.scores_at_init and early_bird is not None:
+            raise LotteryTicketError(f"early-bird stops training once the mask of the trained weights settles, but the "
+                                     f"{pruner.name} pruner scores θ₀, whose mask never changes; drop early_bird")
+        if self.scores_at_init and rewind_iteration:
+            raise LotteryTicketError(f"the {pruner.name} pruner scores θ₀ but a rewound ticket trains from the step-"
+                                     f"{rewind_iteration} weights; pass rewind_iteration=0 with a pruning-at-init pruner")
 
     # ---- the whole seed ------------------------------------------------------------------------
     def run(self, after_level: Callable[[int], None] | None = None) -> list[dict]:
@@ -90,8 +102,22 @@ class IMP:
             self._theta0 = state
         return self._theta0
 
+    def initial_network_for(self, pruner: Pruner) -> nn.Module:
+        """θ₀ as a network, with `pruner` given the trainable's scoring data if it still lacks the data it reads:
+        how a pruning-at-init pruner gets the initial network and its batches (the ticket's and the controls')."""
+        if getattr(pruner, "needs_data", False):
+            provide = getattr(self.trainable, "scoring_data", None)
+            if provide is None:
+                raise LotteryTicketError(f"the {pruner.name} pruner reads data this trainer does not give it; attach some: "
+                                         "pruner.attach(ScoringData(batches=[(inputs, targets)], input_shape=...))")
+            pruner.attach(provide())
+        model = self.trainable.build_model(self.seed)
+        restore_(model, self.theta0())
+        return model
+
     def mask(self, level: int) -> PruningMask:
-        """The mask of `level`: stored, or pruned now from the stored trained weights of the level before."""
+        """The mask of `level`: stored, or pruned now from the stored trained weights of the level before
+        (from θ₀ for a pruner that scores at init)."""
         if level in self._masks:
             return self._masks[level]
         model = self.trainable.build_model(self.seed)
@@ -99,6 +125,9 @@ class IMP:
         if mask is None:
             if level == 0:
                 mask = PruningMask(model, **self.selection)
+            elif self.scores_at_init:
+                mask = next_mask(self.pruner, self.schedule, self.initial_network_for(self.pruner), self.mask(level - 1),
+                                 self.mask(0), level)
             else:
                 source = 0 if self.schedule.one_shot else level - 1
                 self.train_level(source)

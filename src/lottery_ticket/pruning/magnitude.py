@@ -92,7 +92,7 @@ class MagnitudePruner(Pruner):
                      exact_total: bool = False) -> PruningMask:
         """Prune counts[i] of group i's survivors; `exact_total`: a group's count is a global total the guard
         must not shrink (an error if it cannot be met), else a guarded layer just stops at its floor."""
-        params = named_parameters(model)
+        params = self._ranking_values(model, mask, [n for names in groups for n in names])
         alive = [sum(count_alive(mask[n]) for n in names) for names in groups]
         empties = sum(alive) and sum(max(0, a - max(0, c)) for a, c in zip(alive, counts)) == 0
         if empties and self.min_density is None:
@@ -130,11 +130,21 @@ class MagnitudePruner(Pruner):
         held: list[str] = []
         while True:
             free = [n for n in names if n not in held]
-            keeps = select_lowest([params[n] for n in free], [mask[n] for n in free], count - sum(caps[n] for n in held))
+            keeps = self._select_lowest([params[n] for n in free], [mask[n] for n in free], count - sum(caps[n] for n in held))
             over = [n for n, k in zip(free, keeps) if count_alive(mask[n]) - count_alive(k) > caps[n]]
             if not over:
                 break
             held += over
         chosen = dict(zip(free, keeps))
-        chosen.update({n: select_lowest([params[n]], [mask[n]], caps[n])[0] for n in held})
+        chosen.update({n: self._select_lowest([params[n]], [mask[n]], caps[n])[0] for n in held})
         return {n: chosen[n] for n in names}, [n for n in names if n in held]
+
+    # The two steps a subclass may replace to rank something other than |w| with the same exact counts, guard
+    # and tie order (pruning/at_init.py ranks scores of θ₀ through them).
+    def _ranking_values(self, model: nn.Module, mask: PruningMask, names: list[str]) -> dict[str, torch.Tensor]:
+        """What `_select` ranks, by layer name: the weights themselves here (their magnitudes are ranked)."""
+        return named_parameters(model)
+
+    @staticmethod
+    def _select_lowest(values: list[torch.Tensor], keep: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+        return select_lowest(values, keep, count)

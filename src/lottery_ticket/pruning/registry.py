@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import LotteryTicketError
+from .at_init import AT_INIT_PRUNERS, ScorePruner
 from .base import Pruner
 from .magnitude import MagnitudePruner
 from .random import RandomPruner
@@ -39,6 +40,16 @@ def _nm(p: "PruneConfig", seed: int) -> Pruner:
     return NMConstrainedPruner(_magnitude(p, seed), n, m, exclude=p.exclude)
 
 
+def _at_init(name: str) -> Callable[["PruneConfig", int], Pruner]:
+    """A pruning-at-init method (pruning/at_init.py): θ₀'s scores ranked over all eligible layers at once."""
+    def build(p: "PruneConfig", seed: int) -> ScorePruner:
+        if p.layer_rates:
+            raise LotteryTicketError(f"--pruner {name} ranks all layers together and takes no per-layer rates; pass "
+                                     "--rate or --target-sparsity (either drops the preset's per-layer rates)")
+        return AT_INIT_PRUNERS[name](exclude=p.exclude, min_density=p.min_density)
+    return build
+
+
 PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
     # F&C: the smallest-magnitude survivors, globally or per layer.
     "magnitude": _magnitude,
@@ -51,6 +62,11 @@ PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
     "sparse-global": lambda p, seed: SparseGlobalPruner(exclude=p.exclude),
     # 2:4, the pattern NVIDIA's sparse tensor cores run.
     "2:4": lambda p, seed: NMConstrainedPruner(_magnitude(p, seed), 2, 4, exclude=p.exclude),
+    # Pruning at initialization: scores of θ₀ (IMP hands these θ₀), meaningful one-shot; see docs/pruning_at_init.md.
+    "snip": _at_init("snip"),  # |g ⊙ w|, Lee et al. 2019
+    "grasp": _at_init("grasp"),  # -w ⊙ Hg, highest pruned, Wang et al. 2020
+    "synflow": _at_init("synflow"),  # data-free, 100 iterations, Tanaka et al. 2020
+    "magnitude-init": _at_init("magnitude-init"),  # |w| of θ₀
 }
 
 
