@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable
 from ..errors import LotteryTicketError
 from .at_init import AT_INIT_PRUNERS, ScorePruner
 from .base import Pruner
+from .channel import ChannelL1Pruner
 from .magnitude import MagnitudePruner
 from .random import RandomPruner
 from .sparse_global import SparseGlobalPruner
@@ -67,6 +68,9 @@ PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
     "grasp": _at_init("grasp"),  # -w ⊙ Hg, highest pruned, Wang et al. 2020
     "synflow": _at_init("synflow"),  # data-free, 100 iterations, Tanaka et al. 2020
     "magnitude-init": _at_init("magnitude-init"),  # |w| of θ₀
+    # Whole conv filters, smallest L1 norm first, each layer separately (Li et al. 2017); docs/channel_pruning.md.
+    "channel-l1": lambda p, seed: ChannelL1Pruner(layer_rates=p.layer_rates or None, exclude=p.exclude,
+                                                  min_density=p.min_density),
 }
 
 
