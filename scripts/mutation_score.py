@@ -13,7 +13,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-LINE = re.compile(r"^\s*([\w.]+__mutmut_\d+): (.+?)\s*$")
+LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$")
 EQUIVALENT_FILE = Path(__file__).resolve().parents[1] / "tests" / "mutation_equivalent.txt"
 
 
@@ -29,7 +29,9 @@ def equivalents() -> dict[str, str]:
 
 
 def module_of(mutant: str) -> str:
-    return mutant.split(".x_")[0].rsplit(".", 1)[0] if ".x_" in mutant else mutant.rsplit(".", 2)[0]
+    # mutmut 3 names a mutant MODULE.x_FUNCTION__mutmut_N, or MODULE.xǁCLASSǁMETHOD__mutmut_N for a method.
+    m = re.match(r"^(.*?)\.x[_ǁ]", mutant)
+    return m.group(1) if m else mutant.rsplit(".", 1)[0]
 
 
 def main(path: str) -> int:
