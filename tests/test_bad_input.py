@@ -169,6 +169,9 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     if (out / "seed_0" / "rounds" / "round_02.json").is_file():
         # A starved test process can miss the whole run; a Ctrl-C then lands in interpreter shutdown (exit 0 or -2).
         pytest.skip("the run finished before Ctrl-C arrived")
-    assert proc.returncode == 130 and f"lottery-ticket resume {out}" in err and "Traceback" not in err
+    # 130 from main(), or death by SIGINT itself (-2; a shell shows both as 130): on a loaded machine CPython
+    # sometimes re-raises the signal at exit although main() caught it and printed its line (cause not found).
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+    assert f"lottery-ticket resume {out}" in err and "Traceback" not in err, err
     assert main(["resume", str(out), "--quiet"]) == 0
     assert (out / "seed_0" / "rounds" / "round_02.json").is_file()
