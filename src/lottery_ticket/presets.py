@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +188,11 @@ def reached_sparsity(preset: Preset) -> float:
         if p.global_pruning:
             return round(p.target_sparsity * sum(sizes[n] for n in eligible)) / total
         return sum(round(p.target_sparsity * sizes[n]) for n in eligible) / total
+    if p.pruner == "sparse-global":  # open_lth: ceil(rate x every survivor), plus the one at the threshold
+        alive = total
+        for _ in range(p.rounds):
+            alive -= math.ceil(p.rate * alive) + 1
+        return (total - alive) / total
     if p.global_pruning and not p.layer_rates:
         alive = sum(sizes[n] for n in eligible)
         start = alive
