@@ -48,7 +48,7 @@ def main(path: str) -> int:
         print(f"no mutants in {path}: did `mutmut run` finish?")
         return 1
     total = Counter()
-    print(f"{'module':45s} {'killed':>7s} {'survived':>9s} {'other':>6s} {'equiv.':>7s} {'score':>7s}")
+    print(f"{'module':40s} {'killed':>7s} {'survived':>9s} {'no test':>8s} {'other':>6s} {'unrun':>6s} {'equiv.':>7s} {'score':>7s}")
     for module, counts in sorted(per_module.items()):
         total.update(counts)
         print(row(module, counts))
@@ -57,11 +57,14 @@ def main(path: str) -> int:
 
 
 def row(name: str, c: Counter) -> str:
-    killed, survived, equivalent = c["killed"], c["survived"], c["equivalent"]
-    other = sum(c.values()) - killed - survived - equivalent  # timeouts, suspicious, not checked, no tests
-    scored = killed + survived + other
+    """Score = killed / mutants tested; a mutant no selected test reaches counts as a survivor, one the run
+    did not reach yet ("not checked") counts neither way but is shown."""
+    killed, survived, no_test = c["killed"], c["survived"], c["no tests"]
+    equivalent, unrun = c["equivalent"], c["not checked"]
+    other = sum(c.values()) - killed - survived - no_test - equivalent - unrun  # timeouts, suspicious, segfaults
+    scored = killed + survived + no_test + other
     score = f"{100 * killed / scored:.1f}%" if scored else "-"
-    return f"{name:45s} {killed:7d} {survived:9d} {other:6d} {equivalent:7d} {score:>7s}"
+    return f"{name:40s} {killed:7d} {survived:9d} {no_test:8d} {other:6d} {unrun:6d} {equivalent:7d} {score:>7s}"
 
 
 if __name__ == "__main__":
