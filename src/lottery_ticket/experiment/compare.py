@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import LotteryTicketError
 from ..io import atomic_write_bytes, atomic_write_text
-from .report import KIND_LABELS, _cell, level_ticks, load_summary
+from .report import KIND_LABELS, level_ticks, load_summary, stats_cell
 from .results import KINDS
 from .runfolder import read_run_config
 
@@ -150,7 +150,7 @@ def format_comparison(runs: Sequence[ComparedRun], kind: str = "ticket") -> str:
     header = ["weights remaining"] + [run.label for run in runs]
     lines = []
     for key, stats in comparison_rows(runs, kind):
-        lines.append([f"{key[0]:.1f}%" + (" (dense)" if key in dense else "")] + [_cell(s) for s in stats])
+        lines.append([f"{key[0]:.1f}%" + (" (dense)" if key in dense else "")] + [stats_cell(s) for s in stats])
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
     fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
     title = f"test accuracy (%) of the {KIND_LABELS[kind]} on {runs[0].dataset}, mean ± std over seeds"

@@ -52,7 +52,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import torch
+
 from ..errors import LotteryTicketError
+from ..state import restore_
 
 INSTABILITY_DIR = "instability"
 FORMAT = "lottery_ticket.instability/1"
@@ -71,8 +74,6 @@ def interpolate_state(a: Mapping[str, Any], b: Mapping[str, Any], alpha: float) 
     BatchNorm's num_batches_tracked) are taken from the nearer end (`a` for alpha < 0.5). Zeros shared by
     both ends (pruned weights) stay exactly zero for every alpha.
     """
-    import torch
-
     if set(a) != set(b):
         raise LotteryTicketError(f"the two states have different tensors (only in one: "
                                  f"{sorted(set(a) ^ set(b))[:5]}); interpolate states of the same model")
@@ -241,7 +242,7 @@ class InstabilityAnalysis:
             w1, w2 = (load_state(weights[c]) for c in COPIES)
             rows = []
             for alpha in self.alphas:
-                _restore(model, interpolate_state(w1, w2, alpha))
+                restore_(model, interpolate_state(w1, w2, alpha))
                 mask.apply(model)
                 test = trainer.evaluate("test", model)
                 rows.append({"alpha": alpha, "test_error": 1.0 - test["accuracy"], "test_loss": test["loss"]})
@@ -306,7 +307,7 @@ class InstabilityAnalysis:
         if k > 0 and lv.level == 0:
             return state
         model = self.build(lv)
-        _restore(model, state)
+        restore_(model, state)
         self.mask(lv).apply(model)
         return snapshot(model)
 
@@ -323,8 +324,8 @@ class InstabilityAnalysis:
             return stored[0]
         self.log(f"instability seed {self.seed} level {lv.level}: training θ₀ for k={k} steps (the run's data order)")
         model, mask = self.build(lv), self.mask(lv)
-        _restore(model, self.theta0())
-        _torch_seed(identity["rng_seed"])  # as the engine seeds the stage's global RNG (dropout)
+        restore_(model, self.theta0())
+        torch.manual_seed(identity["rng_seed"])  # as the engine seeds the stage's global RNG (dropout)
         trainer = self.trainer(self.run_data_seed)
         trainer.train(model, mask, callbacks=[_StopAt(k)])
         if trainer.iteration != k:
@@ -346,8 +347,8 @@ class InstabilityAnalysis:
             return stored[1]
         start = self.start_state(lv, k)
         model, mask = self.build(lv), self.mask(lv)
-        _restore(model, start)
-        _torch_seed(identity["rng_seed"])
+        restore_(model, start)
+        torch.manual_seed(identity["rng_seed"])
         checkpoint = folder / "checkpoints" / f"copy_{copy}"
         trainer = self.trainer(identity["data_seed"], checkpoint)
         started = time.perf_counter()
@@ -383,18 +384,6 @@ class InstabilityAnalysis:
                                                                                    f"{self.config.dataset}, seed {self.seed}"))
         return {**summary, "results": results, "outputs": [str(self.root / f"instability.{ext}")
                                                            for ext in ("csv", "json", "png")]}
-
-
-def _torch_seed(seed: int) -> None:
-    import torch
-
-    torch.manual_seed(seed)
-
-
-def _restore(model, state) -> None:
-    from ..state import restore_
-
-    restore_(model, state)
 
 
 def _valid_rows(rows: Any, count: int) -> bool:

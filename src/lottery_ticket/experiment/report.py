@@ -32,7 +32,7 @@ def load_summary(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], list[d
     return folder, summarize(rows), rows
 
 
-def _cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
+def stats_cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
     if not stats:
         return "-"
     mean, std, n = stats["mean"] * scale, stats["std"] * scale, stats["n"]
@@ -51,8 +51,8 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
         eligible = level.get("eligible_sparsity")
         cells = [pct, "-" if eligible is None else f"{100 * eligible:.1f}%"]
         for kind in kinds:
-            cells.append(_cell(level.get(kind, {}).get("accuracy")))
-        cells.append(_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))
+            cells.append(stats_cell(level.get(kind, {}).get("accuracy")))
+        cells.append(stats_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))
         lines.append(cells)
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
     fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))

@@ -23,6 +23,8 @@ shape: ScoringData carries both, from the run's trainable (experiment/runner.py)
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -208,8 +210,9 @@ class ScorePruner(MagnitudePruner):
         self.data = data
         return self
 
+    @abstractmethod
     def scores(self, model: nn.Module, mask: PruningMask) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Each eligible weight's score; the lowest are pruned (see prune_order)."""
 
     def prune_order(self, scores: torch.Tensor) -> torch.Tensor:
         """Keys ranked lowest-first for pruning: the scores themselves (GraSP: their negatives)."""
