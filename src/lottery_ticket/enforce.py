@@ -25,6 +25,7 @@ from torch import nn
 from .mask import PruningMask, named_parameters
 
 # Optimizers whose update of an element is exactly 0 when its weight, gradient and state are all 0.
+# Our FusedOptimizer (training/fused.py) runs the same kernels and says so with a `zero_preserving` class attribute.
 ZERO_PRESERVING_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
 
 
@@ -35,7 +36,8 @@ class MaskEnforcer:
         mask.validate(model)
         # Checked now, not per step: only state built under this enforcer is known to be 0 at pruned positions.
         fresh = optimizer is not None and not optimizer.state
-        self.weight_pass_free_for = optimizer if fresh and type(optimizer) in ZERO_PRESERVING_OPTIMIZERS else None
+        zero_preserving = type(optimizer) in ZERO_PRESERVING_OPTIMIZERS or getattr(type(optimizer), "zero_preserving", False)
+        self.weight_pass_free_for = optimizer if fresh and zero_preserving else None
         params = named_parameters(model)
         self.mask = mask
         # Fully dense layers need no work: the dense round of IMP then trains at the bare step's speed.

@@ -1,0 +1,94 @@
+"""FusedOptimizer equals torch.optim's fused SGD/Adam/AdamW bit for bit, and their state dicts interchange."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lottery_ticket.training.fused import FusedOptimizer
+
+CASES = [
+    ("sgd", dict(momentum=0.9, nesterov=False, weight_decay=1e-4), lambda ps, h: torch.optim.SGD(ps, fused=True, **h)),
+    ("sgd", dict(momentum=0.9, nesterov=True, weight_decay=0.0), lambda ps, h: torch.optim.SGD(ps, fused=True, **h)),
+    ("sgd", dict(momentum=0.0, weight_decay=5e-4), lambda ps, h: torch.optim.SGD(ps, fused=True, **h)),
+    ("adam", dict(weight_decay=1e-4), lambda ps, h: torch.optim.Adam(ps, fused=True, **h)),
+    ("adamw", dict(weight_decay=1e-2), lambda ps, h: torch.optim.AdamW(ps, fused=True, **h)),
+]
+
+
+def _params(seed):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(7, 5, generator=g).requires_grad_(), torch.randn(3, generator=g).requires_grad_()]
+
+
+def _grads(step, params):
+    g = torch.Generator().manual_seed(1000 + step)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g)
+
+
+@pytest.mark.parametrize("kind,hyper,torch_opt", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_fused_optimizer_equals_torch_fused_bit_for_bit(kind, hyper, torch_opt):
+    ours_p, theirs_p = _params(0), _params(0)
+    ours = FusedOptimizer(ours_p, kind, lr=0.01, **hyper)
+    theirs = torch_opt(theirs_p, dict(lr=0.01, **hyper))
+    for step in range(25):
+        _grads(step, ours_p)
+        _grads(step, theirs_p)
+        ours.step()
+        theirs.step()
+        if step == 10:  # a changed learning rate is read on the next step
+            ours.param_groups[0]["lr"] = theirs.param_groups[0]["lr"] = 0.003
+    for a, b in zip(ours_p, theirs_p):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind,hyper,torch_opt", CASES[:1] + CASES[3:], ids=["sgd", "adam", "adamw"])
+def test_state_dicts_interchange_with_torch_optim(kind, hyper, torch_opt):
+    ours_p, theirs_p = _params(1), _params(1)
+    ours = FusedOptimizer(ours_p, kind, lr=0.01, **hyper)
+    theirs = torch_opt(theirs_p, dict(lr=0.01, **hyper))
+    for step in range(5):
+        _grads(step, ours_p)
+        _grads(step, theirs_p)
+        ours.step()
+        theirs.step()
+    # Swap the states across implementations, then both continue: still identical.
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    ours2_p, theirs2_p = [p.detach().clone().requires_grad_() for p in ours_p], [p.detach().clone().requires_grad_() for p in theirs_p]
+    ours2 = FusedOptimizer(ours2_p, kind, lr=0.5, **hyper)
+    ours2.load_state_dict(theirs_state)
+    theirs2 = torch_opt(theirs2_p, dict(lr=0.5, **hyper))
+    theirs2.load_state_dict(ours_state)
+    assert ours2.param_groups[0]["lr"] == 0.01  # hyperparameters come from the saved state, as in torch
+    for step in range(5, 10):
+        for ps in (ours2_p, theirs2_p):
+            _grads(step, ps)
+        ours2.step()
+        theirs2.step()
+    for a, b in zip(ours2_p, theirs2_p):
+        assert torch.equal(a, b)
+
+
+def test_a_state_of_another_shape_is_refused():
+    ps = _params(0)
+    opt = FusedOptimizer(ps, "adam", lr=0.01)
+    _grads(0, ps)
+    opt.step()
+    saved = opt.state_dict()
+    other = FusedOptimizer([torch.zeros(5, 7, requires_grad=True), torch.zeros(3, requires_grad=True)], "adam", lr=0.01)
+    with pytest.raises(ValueError, match="shape"):
+        other.load_state_dict(saved)
+    with pytest.raises(ValueError, match="number of"):
+        FusedOptimizer(ps[:1], "adam", lr=0.01).load_state_dict(saved)
+
+
+def test_params_without_a_gradient_are_left_alone_and_zero_grad_clears():
+    ps = _params(0)
+    before = ps[1].detach().clone()
+    opt = FusedOptimizer(ps, "sgd", lr=0.1, momentum=0.9)
+    ps[0].grad = torch.ones_like(ps[0])
+    opt.step()
+    assert torch.equal(ps[1], before) and ps[1] not in opt.state
+    opt.zero_grad()
+    assert all(p.grad is None for p in ps)
