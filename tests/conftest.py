@@ -1,4 +1,5 @@
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ from torch import nn
 torch.set_num_threads(1)
 
 
+_session_cache = Path(tempfile.mkdtemp(prefix="lottery_ticket_test_cache_"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_from_dataset_environment(monkeypatch):
     """No test may see the user's dataset folder or download mirror: they would change which files a test reads.
@@ -18,6 +22,8 @@ def isolated_from_dataset_environment(monkeypatch):
     """
     monkeypatch.delenv("LOTTERY_TICKET_DATA", raising=False)
     monkeypatch.delenv("LOTTERY_TICKET_MIRROR", raising=False)
+    # The per-machine cache of sparse-training break-even densities: the session's own, never the user's home.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
 
 
 class TinyMLP(nn.Module):

@@ -69,6 +69,9 @@ class TrainConfig:
     loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy, or 'module:callable' "
                                                                  "(outputs, targets) -> mean loss"})
     amp: str | None = field(default=None, metadata={"help": "mixed precision: bf16 (autocast), or none"})
+    sparse_training: str = field(default="auto", metadata={"help": "auto | on | off: train pruned Linear layers "
+                                                                     "through their survivors only (auto: where "
+                                                                     "measured faster on this machine; CPU)"})
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam", "adamw"):
@@ -77,6 +80,8 @@ class TrainConfig:
             raise LotteryTicketError(f"schedule={self.schedule!r} is unknown; choose constant, step or cosine")
         if self.amp not in (None, "bf16"):
             raise LotteryTicketError(f"amp={self.amp!r} is unknown; choose bf16 (or leave it unset)")
+        if self.sparse_training not in ("auto", "on", "off"):
+            raise LotteryTicketError(f"sparse_training={self.sparse_training!r} is unknown; choose auto, on or off")
         if not (self.lr > 0):
             raise LotteryTicketError(f"lr={self.lr!r} must be > 0")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:

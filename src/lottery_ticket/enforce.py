@@ -16,7 +16,7 @@ That halves the enforcement cost of our trainer's step.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
@@ -32,7 +32,10 @@ ZERO_PRESERVING_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.Ada
 class MaskEnforcer:
     """A mask bound to one model's parameters, with the masks cached on the parameters' device and dtype."""
 
-    def __init__(self, mask: PruningMask, model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
+    def __init__(self, mask: PruningMask, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                 exempt: Iterable[str] = ()):
+        """`exempt`: layers trained through their survivors (training/sparse.py): no dense gradient to mask, and
+        their pruned weights are never written."""
         mask.validate(model)
         # Checked now, not per step: only state built under this enforcer is known to be 0 at pruned positions.
         fresh = optimizer is not None and not optimizer.state
@@ -41,7 +44,8 @@ class MaskEnforcer:
         params = named_parameters(model)
         self.mask = mask
         # Fully dense layers need no work: the dense round of IMP then trains at the bare step's speed.
-        names = [n for n in mask.names if not bool(mask[n].all())]
+        exempt = set(exempt)
+        names = [n for n in mask.names if n not in exempt and not bool(mask[n].all())]
         self.params = [params[n] for n in names]
         self.keep = [mask[n].to(device=params[n].device, dtype=params[n].dtype) for n in names]
 

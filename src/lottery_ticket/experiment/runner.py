@@ -135,7 +135,7 @@ class ExperimentRunner:
         self._check_budget()
         self.collective.barrier()
         if self.is_writer:
-            self.config = self._claim_folder()
+            self.config = self.claim_folder()
         self.collective.barrier()
         if not self.is_writer:
             self.config = read_run_config(self.folder)
@@ -202,7 +202,7 @@ class ExperimentRunner:
             raise LotteryTicketError(f"rewind_iteration={k} is not below the {total} training steps per round; "
                                      "pass a smaller --rewind-iteration (e.g. 1-5 % of the budget)")
 
-    def _claim_folder(self) -> ExperimentConfig:
+    def claim_folder(self) -> ExperimentConfig:
         """Write config.json, or check the one there is this same experiment and extend it to this run's extent."""
         root = self.folder.root
         if root.exists() and not root.is_dir():

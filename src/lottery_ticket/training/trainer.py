@@ -15,6 +15,7 @@ from ..errors import LotteryTicketError
 from ..mask import PruningMask
 from .callbacks import Callback, DivergenceGuard, Evaluate, OnStep, Progress, StepLog
 from .checkpoint import load_checkpoint, save_checkpoint
+from .calibration import plan_sparse_training
 from .optim import build_optimizer, lr_multiplier, set_lr_
 
 
@@ -73,6 +74,7 @@ class Trainer:
             loss = self.loss_fn(self.forward(x), y)
         loss.backward()
         self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() (-> zero pruned weights)
+        self.sparse.write_back_()  # layers trained through their survivors: the dense weights stay current
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration + 1))
         return loss.detach()
@@ -83,6 +85,13 @@ class Trainer:
         """Train in place up to the budget. `start_iteration` k > 0 continues a rewound network from step k:
         the LR schedule and the data order start where step k left them (Frankle et al. 2020, open_lth)."""
         self._prepare(model, mask)
+        self.sparse.install()
+        try:
+            return self._train(on_step, callbacks, start_iteration)
+        finally:
+            self.sparse.remove()  # the model leaves as an ordinary module
+
+    def _train(self, on_step, callbacks, start_iteration) -> dict[str, Any]:
         self.extra_callbacks = self._base_callbacks + list(callbacks)
         callbacks = self._callbacks(on_step)
         resumed = self._resume()
@@ -108,6 +117,8 @@ class Trainer:
                     # Your own data or model: a shape mismatch surfaces here, as one line instead of torch's traceback.
                     raise LotteryTicketError(f"the first training batch (inputs {tuple(x.shape)}, targets {tuple(y.shape)}) "
                                              f"does not fit the model or the loss: {str(exc).splitlines()[0]}") from None
+                if first_step:
+                    self.sparse.check_used()
                 first_step = False
                 self.iteration += 1
                 for cb in callbacks:
@@ -142,14 +153,28 @@ class Trainer:
             self.forward = torch.compile(self.forward)
         self.mask = mask if mask is not None else PruningMask(self.model)
         self.mask.apply(self.model)
-        self.optimizer = build_optimizer(self.config, self.model)  # fresh state every round: no stale momentum
-        self.enforcer = MaskEnforcer(self.mask, self.model, self.optimizer)  # fresh state: it may skip the weight pass
+        self.sparse = plan_sparse_training(self.model, self.mask, self._sparse_mode(), self._batch_size())
+        # Fresh state every round (no stale momentum); sparse layers are trained through their `values`.
+        trainable = self.sparse.trainable(p for p in self.model.parameters() if p.requires_grad)
+        self.optimizer = build_optimizer(self.config, self.model, trainable)
+        self.enforcer = MaskEnforcer(self.mask, self.model, self.optimizer,  # fresh state: it may skip the weight pass
+                                     exempt=[f"{n}.weight" if n else "weight" for n in self.sparse.layers])
         self.lr_factor = lr_multiplier(self.config, self.total_iterations, self.steps_per_epoch)
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(0))
         self.iteration = 0
         self.stop_requested = False  # set by callbacks (early-bird) to end training early
         self.model.train()
+
+    def _sparse_mode(self) -> str:
+        # Sparse layers bypass DDP's gradient hooks, torch.compile and autocast: those runs keep the masked dense step.
+        plain = self.world_size == 1 and not self.config.compile and self.config.amp is None
+        return self.config.sparse_training if plain else "off"
+
+    def _batch_size(self) -> int | None:
+        from ..data.loader import InMemoryLoader
+
+        return self.loader.batch_size if isinstance(self.loader, InMemoryLoader) else None  # your loaders: unknown
 
     def _callbacks(self, on_step: Callable | None) -> list[Callback]:
         cbs: list[Callback] = [DivergenceGuard(every=1 if self.device.type == "cpu" else 50), StepLog(self.log_every)]
@@ -187,6 +212,7 @@ class Trainer:
             torch.cuda.set_rng_state(torch.tensor(cuda_rng, dtype=torch.uint8), self.device)
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration))
+        self.sparse.read_values_()  # the restored weights hold the survivors
         return meta
 
     def save_checkpoint(self) -> None:

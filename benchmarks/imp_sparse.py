@@ -1,0 +1,90 @@
+"""Whole-IMP wall time with sparse-aware training on and off (issue 16), interleaved level by level.
+
+    python benchmarks/imp_sparse.py [--budget 2000it] [--rounds 15] [--out runs/bench-imp-sparse]
+
+Two IMP runs of the lenet300-mnist preset (LeNet-300-100, paper per-layer rates: hidden 20 %, output 10 % per
+level; 15 levels after the dense one reach 3.5 % of the hidden weights) differ only in
+`train.sparse_training` ("off": today's masked dense step; "auto": pruned Linear layers train through their
+survivors where this machine's measured break-even says so). Each level is the engine's whole level (prune the
+previous level's trained weights, reset to θ₀, train the budget, evaluate, store), timed for one mode and then
+the other, alternating which goes first, so machine noise hits both alike. Reported per level: seconds of each,
+their ratio, which layers trained sparse, the masks' agreement (fraction of positions equal) and the accuracies.
+Data: MNIST from ../shared/datasets/mnist (or LOTTERY_TICKET_DATA); the break-even calibration runs before the
+timing starts, so it is not counted (it is cached per machine, once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from lottery_ticket.cli import base_config
+from lottery_ticket.experiment.runner import ExperimentRunner
+from lottery_ticket.training.calibration import break_even, plan_sparse_training
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+def runner_for(mode: str, budget: str, rounds: int, out: Path, data_dir: str | None) -> ExperimentRunner:
+    config = base_config(argparse.Namespace(config=None, preset="lenet300-mnist"))
+    train = dataclasses.replace(config.train, budget=budget, eval_every=budget, sparse_training=mode)
+    config = dataclasses.replace(config, train=train, prune=dataclasses.replace(config.prune, rounds=rounds), seeds=(0,))
+    runner = ExperimentRunner(config, out / mode, data_dir=data_dir, verify_checksums=False, progress=False,
+                              log=lambda line: None, checkpoint_every=0)
+    runner.config = runner.claim_folder()
+    return runner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="2000it")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", default="runs/bench-imp-sparse")
+    parser.add_argument("--data-dir", default=os.environ.get("LOTTERY_TICKET_DATA") or (str(SHARED) if SHARED.is_dir() else None))
+    args = parser.parse_args()
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    runners = {mode: runner_for(mode, args.budget, args.rounds, out, args.data_dir) for mode in ("off", "auto")}
+    imps = {mode: r.imp(0) for mode, r in runners.items()}
+    for r in runners.values():
+        r.data  # loaded before the clock starts
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+          f"lenet300-mnist, {args.budget}/level, {args.rounds} levels after the dense one")
+    # Calibrate before timing: the break-even of every layer shape is measured once and cached.
+    start = time.perf_counter()
+    model = imps["auto"].trainable.build_model(0)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            print(f"# break-even density {name} ({module.out_features}x{module.in_features}, batch 60): "
+                  f"{break_even(module.out_features, module.in_features, 60, name != "fc1")}")
+    print(f"# calibration (or cache read): {time.perf_counter() - start:.1f} s")
+    print("| level | weights left | masked dense s | sparse-aware s | ratio | sparse layers | masks agree | acc dense | acc sparse |")
+    print("| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    totals = {"off": 0.0, "auto": 0.0}
+    for level in range(args.rounds + 1):
+        seconds, rows = {}, {}
+        for mode in (("off", "auto") if level % 2 == 0 else ("auto", "off")):
+            start = time.perf_counter()
+            rows[mode] = imps[mode].train_level(level)
+            seconds[mode] = time.perf_counter() - start
+            totals[mode] += seconds[mode]
+        masks = {mode: imps[mode].mask(level) for mode in imps}
+        equal = sum(int((masks["off"][n] == masks["auto"][n]).sum()) for n in masks["off"].names)
+        agree = equal / masks["off"].num_total
+        sparse = plan_sparse_training(imps["auto"].trainable.build_model(0), masks["auto"], "auto", 60)
+        print(f"| {level} | {rows['off']['weights_remaining_pct']:.1f} % | {seconds['off']:.2f} | {seconds['auto']:.2f} | "
+              f"{seconds['auto'] / seconds['off']:.2f} | {', '.join(sparse.layers) or '-'} | {100 * agree:.3f} % | "
+              f"{100 * rows['off']['accuracy']:.2f} | {100 * rows['auto']['accuracy']:.2f} |", flush=True)
+    print(f"\nwhole IMP: masked dense {totals['off']:.1f} s, sparse-aware {totals['auto']:.1f} s, "
+          f"ratio {totals['auto'] / totals['off']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
