@@ -13,7 +13,8 @@ from lottery_ticket.errors import LotteryTicketError
 from lottery_ticket.training import Trainer
 from lottery_ticket.training import calibration
 from lottery_ticket.training.calibration import break_even, plan_sparse_training
-from lottery_ticket.training.sparse import CHUNK, SparseLinear, _SparseLinearFunction
+from lottery_ticket.training.sparse import (CHUNK, SparseLinear, _gathered_survivor_gradient, _SparseLinearFunction,
+                                           _survivor_gradient)
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +72,19 @@ def test_sparse_function_passes_gradcheck_and_handles_leading_dims():
     torch.testing.assert_close(layer.forward(x3), F.linear(x3, module.weight, module.bias))
 
 
-def test_weight_gradient_is_exact_across_chunk_boundaries():
-    # More survivors than one chunk: the chunked gather must cover every survivor exactly once.
+def test_both_survivor_gradient_kernels_are_exact_across_chunk_boundaries():
+    # More survivors than one chunk: the chunked fallback must cover every survivor exactly once, and the fused
+    # EmbeddingBag kernel must give the same numbers.
     module, keep = pruned_linear(out_features=200, in_features=200, density=0.5, seed=3)
     layer = SparseLinear(module, keep)
     assert layer.values.numel() > CHUNK
     x, grad_y = torch.randn(5, 200), torch.randn(5, 200)
+    expected = (grad_y.t() @ x).flatten()[keep.flatten()]
+    grad_t, x_t = grad_y.t().contiguous(), x.t().contiguous()
+    torch.testing.assert_close(_gathered_survivor_gradient(layer, grad_t, x_t), expected)
+    torch.testing.assert_close(_survivor_gradient(layer, grad_t, x_t), expected)
     layer.forward(x).backward(grad_y)
-    torch.testing.assert_close(layer.values.grad, (grad_y.t() @ x).flatten()[keep.flatten()])
+    torch.testing.assert_close(layer.values.grad, expected)
 
 
 def test_write_back_touches_only_survivors_and_read_values_takes_them_back():
