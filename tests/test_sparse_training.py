@@ -105,7 +105,8 @@ def sparse_config(kind, mode, **kw):
     hyper = {"sgd": dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3),
              "adam": dict(optimizer="adam", lr=2e-3, weight_decay=1e-4),
              "adamw": dict(optimizer="adamw", lr=2e-3, weight_decay=1e-2)}[kind]
-    return TrainConfig(batch_size=100, budget="300it", eval_every="100it", sparse_training=mode, **{**hyper, **kw})
+    return TrainConfig(**{"batch_size": 100, "budget": "300it", "eval_every": "100it", "sparse_training": mode,
+                          **hyper, **kw})
 
 
 @pytest.mark.parametrize("kind,weight_grad", [("sgd", "gather"), ("adam", "gather"), ("adamw", "gather"),
@@ -283,3 +284,19 @@ def test_a_layer_whose_weight_is_read_outside_its_forward_is_one_clear_error(mni
     with pytest.raises(LotteryTicketError, match="layer 'fc' got no gradient through its forward.*sparse_training='off'"):
         Trainer(sparse_config("adam", "on"), mnist1d).train(model, mask)
     assert "forward" not in model.fc.__dict__
+
+
+def test_callbacks_that_read_weights_see_the_trained_survivors(mnist1d):
+    model = mlp()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.9)
+    trainer = Trainer(sparse_config("adam", "on", budget="40it"), mnist1d)
+    seen = []
+
+    def check(iteration, m):
+        for layer in trainer.sparse.layers.values():
+            seen.append(torch.equal(layer.module.weight.detach().flatten()[layer.flat_index], layer.values.detach()))
+
+    trainer.train(model, mask, on_step=check)
+    assert len(seen) == 40 * len(trainer.sparse.layers) and all(seen)
+    for layer in trainer.sparse.layers.values():  # and after training, the weights hold the final survivors
+        assert torch.equal(layer.module.weight.detach().flatten()[layer.flat_index], layer.values.detach())

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 class Callback:
     every: int = 0  # call on_step every N iterations (0: never)
+    # Sparse-trained layers write their survivors into the dense weights only before a callback that reads them.
+    reads_weights: bool = True
 
     def on_train_start(self, trainer: "Trainer") -> None: ...
 
@@ -83,6 +85,8 @@ class DivergenceGuard(Callback):
     at the end of training either way, so no NaN reaches pruning (which refuses non-finite weights too).
     """
 
+    reads_weights = False  # the loss every step; the weights only at the end, after the trainer wrote them back
+
     def __init__(self, every: int = 1):
         self.every = every
 
@@ -105,6 +109,8 @@ class DivergenceGuard(Callback):
 
 class Progress(Callback):
     """A tqdm bar over iterations; silent when disabled (not a TTY, or --quiet)."""
+
+    reads_weights = False  # the iteration count only
 
     def __init__(self, total: int, desc: str = "train", enabled: bool = True, every: int = 50):
         self.total, self.desc, self.enabled, self.every = total, desc, enabled, every
@@ -144,6 +150,8 @@ class StepLog(Callback):
 
     Stateful, so a resumed training keeps the rows logged before the crash.
     """
+
+    reads_weights = False  # the loss and the learning rate only
 
     def __init__(self, every: int = 100):
         self.every = max(1, int(every))

@@ -74,7 +74,6 @@ class Trainer:
             loss = self.loss_fn(self.forward(x), y)
         loss.backward()
         self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() (-> zero pruned weights)
-        self.sparse.write_back_()  # layers trained through their survivors: the dense weights stay current
         if self.lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * self.lr_factor(self.iteration + 1))
         return loss.detach()
@@ -89,7 +88,8 @@ class Trainer:
         try:
             return self._train(on_step, callbacks, start_iteration)
         finally:
-            self.sparse.remove()  # the model leaves as an ordinary module
+            self.sparse.write_back_()
+            self.sparse.remove()  # the model leaves as an ordinary module with its trained weights
 
     def _train(self, on_step, callbacks, start_iteration) -> dict[str, Any]:
         self.extra_callbacks = self._base_callbacks + list(callbacks)
@@ -103,6 +103,8 @@ class Trainer:
             self._load_callback_states(callbacks, resumed)
         loss = torch.zeros(())
         first_step = True
+        # Layers trained through their survivors update the dense weights only before a callback that reads them.
+        weight_reads = [cb.every for cb in callbacks if cb.every and cb.reads_weights] if self.sparse else []
         epoch, skip = divmod(self.iteration, self.steps_per_epoch)
         while self.iteration < self.total_iterations:
             self.loader.set_epoch(epoch)
@@ -121,6 +123,8 @@ class Trainer:
                     self.sparse.check_used()
                 first_step = False
                 self.iteration += 1
+                if any(self.iteration % every == 0 for every in weight_reads):
+                    self.sparse.write_back_()
                 for cb in callbacks:
                     if cb.every and self.iteration % cb.every == 0:
                         cb.on_step(self, self.iteration, float(loss))
@@ -129,6 +133,7 @@ class Trainer:
             if self.stop_requested:
                 break
             epoch, skip = epoch + 1, 0
+        self.sparse.write_back_()
         for cb in callbacks:
             cb.on_train_end(self)
         metrics = {"iterations": self.iteration, "final_train_loss": float(loss)}
