@@ -92,3 +92,18 @@ def test_params_without_a_gradient_are_left_alone_and_zero_grad_clears():
     assert torch.equal(ps[1], before) and ps[1] not in opt.state
     opt.zero_grad()
     assert all(p.grad is None for p in ps)
+
+
+def test_loaded_state_takes_the_parameters_dtype_and_a_float32_step():
+    ps = [torch.zeros(3, 2, requires_grad=True)]
+    opt = FusedOptimizer(ps, "adamw", lr=0.01)
+    saved = {"state": {0: {"step": torch.tensor(4.0, dtype=torch.float64),
+                           "exp_avg": torch.ones(3, 2, dtype=torch.float64),
+                           "exp_avg_sq": torch.ones(3, 2, dtype=torch.float64)}},
+             "param_groups": [{"params": [0], "lr": 0.02, "betas": [0.8, 0.99]}]}  # betas as JSON gives them back
+    opt.load_state_dict(saved)
+    state = opt.state[ps[0]]
+    assert state["step"].dtype == torch.float32 and state["exp_avg"].dtype == torch.float32
+    assert state["exp_avg_sq"].dtype == torch.float32
+    assert opt.param_groups[0]["betas"] == (0.8, 0.99) and isinstance(opt.param_groups[0]["betas"], tuple)
+    assert opt.param_groups[0]["lr"] == 0.02

@@ -82,6 +82,10 @@ def test_both_survivor_gradient_kernels_are_exact_across_chunk_boundaries():
     expected = (grad_y.t() @ x).flatten()[keep.flatten()]
     grad_t, x_t = grad_y.t().contiguous(), x.t().contiguous()
     torch.testing.assert_close(_gathered_survivor_gradient(layer, grad_t, x_t), expected)
+    # In float64 too: the fallback allocates in the inputs' dtype.
+    exact = _gathered_survivor_gradient(layer, grad_t.double(), x_t.double())
+    assert exact.dtype == torch.float64
+    torch.testing.assert_close(exact, (grad_y.double().t() @ x.double()).flatten()[keep.flatten()])
     torch.testing.assert_close(_survivor_gradient(layer, grad_t, x_t), expected)
     layer.forward(x).backward(grad_y)
     torch.testing.assert_close(layer.values.grad, expected)

@@ -68,6 +68,8 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         record = {k: v for k, v in meta.items() if k != "record_sha256"}
         if meta.get("record_sha256") != _record_digest(record) or meta.get("tensors_sha256") != file_digest(tensor_path):
             return None
+        if meta.get("format") != FORMAT:  # another version's layout: start the stage again rather than misread it
+            return None
         tensors = load_tensors(tensor_path)
     except (LotteryTicketError, AttributeError):
         return None

@@ -86,9 +86,7 @@ class FusedOptimizer:
         group = self.param_groups[0]
         index = {id(p): i for i, p in enumerate(group["params"])}
         state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
-        saved_group = {k: v for k, v in group.items() if k != "params"}
-        saved_group["params"] = list(range(len(group["params"])))
-        return {"state": state, "param_groups": [saved_group]}
+        return {"state": state, "param_groups": [{**group, "params": list(range(len(group["params"])))}]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         groups = state_dict["param_groups"]
@@ -100,10 +98,8 @@ class FusedOptimizer:
         for saved_index, values in state_dict["state"].items():
             p = params[position[int(saved_index)]]
             restored = {}
-            for key, value in values.items():
-                if not torch.is_tensor(value):
-                    restored[key] = value
-                elif key == "step":
+            for key, value in values.items():  # SGD's and Adam's states are all tensors
+                if key == "step":
                     restored[key] = value.to(dtype=torch.float32, device=p.device)
                 else:
                     if value.shape != p.shape:

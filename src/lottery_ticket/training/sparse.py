@@ -30,13 +30,12 @@ from torch.nn import functional as F
 
 from ..errors import LotteryTicketError
 
-# Survivors whose (batch-long) products are gathered at once: 4096 x 60 floats ~ 1 MB per buffer, cache-sized.
+# Survivors whose (batch-long) products the fallback gathers at once: 4096 x 60 floats ~ 1 MB, cache-sized.
 CHUNK = 4096
 # How the weight gradient is formed: "gather" multiplies the survivors' rows pairwise (cost ∝ survivors, but
 # memory-bound: ~8x the time per product of a GEMM on this CPU); "gemm" takes the dense product g^T x and reads
 # it at the survivors (cost of a dense GEMM). calibration.py picks per layer.
 WEIGHT_GRADIENTS = ("gather", "gemm")
-_PER_SAMPLE_WEIGHTS_BACKWARD = getattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward", None)
 
 
 class SparseLinear:
@@ -60,7 +59,6 @@ class SparseLinear:
         self.offsets_by_col = _exclusive_cumsum(keep.sum(0))
         self.values = nn.Parameter(weight.detach().flatten()[self.flat_index].clone())
         self.density = self.flat_index.numel() / keep.numel()
-        self.workspace: tuple[torch.Tensor, torch.Tensor] | None = None  # reused by the weight gradient
 
     @torch.no_grad()
     def write_back_(self) -> None:
@@ -77,7 +75,7 @@ class SparseLinear:
             return F.linear(x, self.module.weight, self.module.bias)
         lead = x.shape[:-1]
         y = _SparseLinearFunction.apply(x.reshape(-1, x.shape[-1]), self.values, self.module.bias, self)
-        return y.reshape(*lead, y.shape[-1])
+        return y.reshape(*lead, self.module.out_features)
 
 
 class _SparseLinearFunction(torch.autograd.Function):
@@ -110,34 +108,25 @@ class _SparseLinearFunction(torch.autograd.Function):
         return grad_x, grad_values, grad_bias, None
 
 
-def _survivor_gradient(layer: "SparseLinear", grad_t: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+def _fused_survivor_gradient(layer: "SparseLinear", grad_t: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
     """grad[k] = <grad_t[row_k], x_t[col_k]> for every survivor k.
 
     This is exactly what EmbeddingBag's backward computes for its per-sample weights, in one fused kernel (about
-    twice as fast on this CPU as gathering both rows and multiplying); torch builds without that op get the
-    chunked gather below."""
-    if _PER_SAMPLE_WEIGHTS_BACKWARD is not None:
-        return _PER_SAMPLE_WEIGHTS_BACKWARD(grad_t, x_t, layer.cols, layer.offsets, layer.rows, 0, -1)  # 0: "sum"
-    return _gathered_survivor_gradient(layer, grad_t, x_t)
+    twice as fast on this CPU as gathering both rows and multiplying)."""
+    return torch.ops.aten._embedding_bag_per_sample_weights_backward(  # mode 0: "sum"; padding_idx -1: none
+        grad_t, x_t, layer.cols, layer.offsets, layer.rows, 0, -1)
 
 
 def _gathered_survivor_gradient(layer: "SparseLinear", grad_t: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-    """The same in chunks through two reused buffers: fresh multi-megabyte temporaries each step cost more in page
-    faults than the arithmetic."""
-    n, batch = layer.values.numel(), grad_t.shape[1]
-    grad = torch.empty(n, dtype=grad_t.dtype, device=grad_t.device)
-    rows = min(CHUNK, n)
-    if layer.workspace is None or layer.workspace[0].shape != (rows, batch) or layer.workspace[0].dtype != grad_t.dtype:
-        layer.workspace = (grad_t.new_empty(rows, batch), grad_t.new_empty(rows, batch))
-    a_full, b_full = layer.workspace
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        a, b = a_full[:stop - start], b_full[:stop - start]
-        torch.index_select(grad_t, 0, layer.rows[start:stop], out=a)
-        torch.index_select(x_t, 0, layer.cols[start:stop], out=b)
-        a.mul_(b)
-        torch.sum(a, dim=1, out=grad[start:stop])
+    """The same by gathering both rows, in chunks: for torch builds without that kernel."""
+    grad = grad_t.new_empty(layer.values.shape)
+    for rows, cols, out in zip(layer.rows.split(CHUNK), layer.cols.split(CHUNK), grad.split(CHUNK)):
+        torch.sum(grad_t.index_select(0, rows) * x_t.index_select(0, cols), dim=1, out=out)
     return grad
+
+
+_survivor_gradient = (_fused_survivor_gradient if hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
+                      else _gathered_survivor_gradient)
 
 
 class SparseTraining:
