@@ -91,3 +91,13 @@ def test_the_record_digest_covers_every_field_in_any_key_order():
     assert _record_digest(record) == _record_digest(dict(reversed(list(record.items()))))
     assert _record_digest(record) != _record_digest({**record, "iteration": 4})
     assert _record_digest(record) != _record_digest({**record, "extra": {"a": 1, "b": [2, 1]}})
+
+
+def test_a_checkpoint_missing_either_file_is_no_checkpoint(tmp_path):
+    model, optimizer = trained(lambda ps: FusedOptimizer(ps, "sgd", lr=0.1))
+    for missing in (".safetensors", ".json"):
+        path = tmp_path / missing.strip(".")
+        save_checkpoint(path, model, optimizer, 3, {})
+        path.with_suffix(missing).unlink()
+        fresh = TinyMLP()
+        assert load_checkpoint(path, fresh, FusedOptimizer(fresh.parameters(), "sgd", lr=0.1)) is None

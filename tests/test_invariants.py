@@ -825,3 +825,20 @@ def test_the_environment_fixture_hides_the_users_dataset_variables():
 
     assert ENV_VAR not in os.environ and "LOTTERY_TICKET_MIRROR" not in os.environ
 
+
+
+# ---- the per-round schedule lands exactly on the target -----------------------------------------------------------------
+def test_the_last_round_is_exactly_the_target_and_earlier_rounds_follow_the_geometric_schedule():
+    from lottery_ticket.sparsity import per_round_rate, sparsity_after_round
+
+    for target, rounds in ((0.9, 3), (0.95, 7), (0.8, 5)):
+        rate = per_round_rate(target, rounds)
+        assert sparsity_after_round(target, rounds, rounds) == target  # not 1-(1-rate)**rounds, which misses by an ulp
+        assert sparsity_after_round(target, rounds, rounds + 1) == target
+        assert sparsity_after_round(target, rounds, 1) == pytest.approx(rate)
+        assert sparsity_after_round(target, rounds, 2) == pytest.approx(1 - (1 - rate) ** 2)
+    for bad in (1.5, -0.1):
+        with pytest.raises(LotteryTicketError, match=rf"^target_sparsity={bad} is outside \[0, 1\)"):
+            per_round_rate(bad, 3)
+        with pytest.raises(LotteryTicketError, match=rf"^target_sparsity={bad} is outside \[0, 1\)"):
+            sparsity_after_round(bad, 3, 3)

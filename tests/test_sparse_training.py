@@ -30,31 +30,36 @@ def mlp(seed=0):
     return build_model("mnist1d_mlp", seed=seed)
 
 
-def pruned_linear(out_features=30, in_features=50, density=0.3, seed=0):
+def pruned_linear(out_features=30, in_features=50, density=0.3, seed=0, bias=True):
     g = torch.Generator().manual_seed(seed)
-    module = nn.Linear(in_features, out_features)
+    module = nn.Linear(in_features, out_features, bias=bias)
     keep = torch.rand(out_features, in_features, generator=g) < density
     with torch.no_grad():
         module.weight.mul_(keep)
     return module, keep
 
 
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("weight_grad", ["gather", "gemm"])
 @pytest.mark.parametrize("input_grad", [True, False])
-def test_sparse_products_equal_the_masked_dense_ones(input_grad, weight_grad):
-    module, keep = pruned_linear()
+def test_sparse_products_equal_the_masked_dense_ones(input_grad, weight_grad, bias):
+    module, keep = pruned_linear(bias=bias)
     x = torch.randn(8, 50, requires_grad=input_grad)
     grad_y = torch.randn(8, 30)
     F.linear(x, module.weight, module.bias).backward(grad_y)
     dense_x_grad = x.grad.clone() if input_grad else None
-    dense_w_grad, dense_b_grad = module.weight.grad.clone(), module.bias.grad.clone()
-    x.grad, module.bias.grad = None, None
+    dense_w_grad = module.weight.grad.clone()
+    dense_b_grad = module.bias.grad.clone() if bias else None
+    x.grad = None
+    if bias:
+        module.bias.grad = None
     layer = SparseLinear(module, keep, weight_grad)
     y = layer.forward(x)
     torch.testing.assert_close(y, F.linear(x, module.weight, module.bias))
     y.backward(grad_y)
     torch.testing.assert_close(layer.values.grad, dense_w_grad.flatten()[keep.flatten()])
-    torch.testing.assert_close(module.bias.grad, dense_b_grad)
+    if bias:
+        torch.testing.assert_close(module.bias.grad, dense_b_grad)
     if input_grad:
         torch.testing.assert_close(x.grad, dense_x_grad)
     else:
@@ -89,6 +94,12 @@ def test_both_survivor_gradient_kernels_are_exact_across_chunk_boundaries():
     torch.testing.assert_close(_survivor_gradient(layer, grad_t, x_t), expected)
     layer.forward(x).backward(grad_y)
     torch.testing.assert_close(layer.values.grad, expected)
+
+
+def test_an_unknown_weight_gradient_variant_is_refused_by_name():
+    module, keep = pruned_linear()
+    with pytest.raises(ValueError, match="weight_grad='dense' must be one of"):
+        SparseLinear(module, keep, "dense")
 
 
 def test_write_back_touches_only_survivors_and_read_values_takes_them_back():

@@ -47,7 +47,7 @@ class SparseLinear:
         self.weight_grad = weight_grad
         weight = module.weight
         out_features, in_features = weight.shape
-        keep = keep.to(device=weight.device, dtype=torch.bool)
+        keep = keep.bool()  # a CPU mask: sparse training runs on the CPU
         self.module = module
         self.flat_index = keep.flatten().nonzero().squeeze(1)  # row-major: sorted by row, then column
         self.rows = torch.div(self.flat_index, in_features, rounding_mode="floor")
@@ -58,7 +58,6 @@ class SparseLinear:
         self.rows_by_col = self.rows[self.by_col]
         self.offsets_by_col = _exclusive_cumsum(keep.sum(0))
         self.values = nn.Parameter(weight.detach().flatten()[self.flat_index].clone())
-        self.density = self.flat_index.numel() / keep.numel()
 
     @torch.no_grad()
     def write_back_(self) -> None:
@@ -86,8 +85,8 @@ class _SparseLinearFunction(torch.autograd.Function):
         y_t = F.embedding_bag(layer.cols, x_t, layer.offsets, mode="sum", per_sample_weights=values.detach())
         ctx.save_for_backward(x_t, values)
         ctx.layer = layer
-        y = y_t.t()
-        return y + bias if bias is not None else y.contiguous()
+        y = y_t.t()  # column-major: the next sparse layer's transpose of it is then free
+        return y if bias is None else y + bias
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -169,4 +168,4 @@ class SparseTraining:
 
 
 def _exclusive_cumsum(counts: torch.Tensor) -> torch.Tensor:
-    return torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]]).to(torch.long)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])  # bool counts sum to int64, EmbeddingBag's offsets
