@@ -70,7 +70,7 @@ def break_even(out_features: int, in_features: int, batch: int, input_grad: bool
 
 
 def time_passes(out_features: int, in_features: int, batch: int, input_grad: bool, density: float,
-                repeats: int = 15) -> tuple[float, float, float]:
+                repeats: int = 21) -> tuple[float, float, float]:
     """Median seconds of one forward+backward pass at `density`: masked dense, sparse with the gathered weight
     gradient, sparse with the GEMM weight gradient."""
     g = torch.Generator().manual_seed(0)
@@ -79,23 +79,22 @@ def time_passes(out_features: int, in_features: int, batch: int, input_grad: boo
     x = torch.randn(batch, in_features, generator=g).requires_grad_(input_grad)
     grad_y = torch.randn(batch, out_features, generator=g)
     gather, gemm = SparseLinear(module, keep, "gather"), SparseLinear(module, keep, "gemm")
-
-    def dense():
-        F.linear(x, module.weight, module.bias).backward(grad_y)
-
-    return (_median_seconds(dense, repeats), _median_seconds(lambda: gather.forward(x).backward(grad_y), repeats),
-            _median_seconds(lambda: gemm.forward(x).backward(grad_y), repeats))
+    passes = [lambda: F.linear(x, module.weight, module.bias).backward(grad_y),
+              lambda: gather.forward(x).backward(grad_y), lambda: gemm.forward(x).backward(grad_y)]
+    return _interleaved_medians(passes, repeats)
 
 
-def _median_seconds(fn: Callable[[], None], repeats: int) -> float:
-    for _ in range(3):
+def _interleaved_medians(passes: list[Callable[[], None]], repeats: int) -> tuple[float, ...]:
+    """Median seconds of each pass, run in turn within every repeat so a load spike hits them alike."""
+    for fn in passes:
         fn()
-    times = []
+    times: list[list[float]] = [[] for _ in passes]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        for fn, record in zip(passes, times):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    return tuple(sorted(t)[len(t) // 2] for t in times)
 
 
 def plan_sparse_training(model: nn.Module, mask: PruningMask, mode: str, batch: int | None,
