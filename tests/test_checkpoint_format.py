@@ -101,3 +101,47 @@ def test_a_checkpoint_missing_either_file_is_no_checkpoint(tmp_path):
         path.with_suffix(missing).unlink()
         fresh = TinyMLP()
         assert load_checkpoint(path, fresh, FusedOptimizer(fresh.parameters(), "sgd", lr=0.1)) is None
+
+
+def test_a_checkpoint_whose_optimizer_does_not_fit_leaves_the_model_untouched(tmp_path):
+    model, optimizer = trained(lambda ps: FusedOptimizer(ps, "adam", lr=1e-3))
+    path = tmp_path / "ckpt"
+    save_checkpoint(path, model, optimizer, 3, {})
+    target = TinyMLP()
+    before = snapshot(target)
+    # The model would load, but an optimizer over fewer parameters cannot take the saved state: all or nothing.
+    assert load_checkpoint(path, target, FusedOptimizer(list(target.parameters())[:2], "adam", lr=1e-3)) is None
+    for (name, a), b in zip(before.items(), snapshot(target).values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_resumed_training_continues_from_the_checkpoint_not_from_the_start(tmp_path):
+    from conftest import TinyMLP as Net
+
+    from lottery_ticket.config import TrainConfig
+    from lottery_ticket.data.types import ArrayDataset, DataSplits
+    from lottery_ticket.training import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 20, generator=g)
+    data = ArrayDataset(x, (x[:, 0] > 0).long())
+    splits = DataSplits("toy", data, None, data, 3, (20,), (0.0,), (1.0,))
+    config = TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=20, budget="30it")
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_17(iteration, model):
+        if iteration == 17:
+            raise Stop
+
+    ckpt = tmp_path / "ckpt"
+    torch.manual_seed(0)
+    try:
+        Trainer(config, splits, checkpoint_path=ckpt, checkpoint_every=5).train(Net(), on_step=stop_at_17)
+    except Stop:
+        pass
+    steps = []
+    torch.manual_seed(0)
+    Trainer(config, splits, checkpoint_path=ckpt, checkpoint_every=5).train(Net(), on_step=lambda i, m: steps.append(i))
+    assert steps == list(range(16, 31))  # the checkpoint of step 15 was read: 15 steps left, not 30
