@@ -45,10 +45,6 @@ class Schedule:
         """Whether more rounds leave the earlier levels as they are (true of the rate form only)."""
         return self.rate is not None
 
-    def describe(self) -> str:
-        form = f"{self.rate:.0%} of survivors per level" if self.rate is not None else f"{self.target:.1%} at level {self.rounds}"
-        return f"{self.rounds} levels, {form}{', one-shot' if self.one_shot else ''}"
-
 
 def next_mask(pruner: Pruner, schedule: Schedule, model: nn.Module, mask: PruningMask, dense_mask: PruningMask,
               level: int) -> PruningMask:
