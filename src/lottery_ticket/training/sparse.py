@@ -6,13 +6,14 @@ survivors (row-major order), so each product and the optimizer's update cost in 
 
   forward           y = x Wᵀ + b as an embedding bag: bag r sums x's columns at row r's survivors, weighted by
                     their values (one bag per output unit; EmbeddingBag is torch's fastest CPU gather-sum)
-  weight gradient   only at the survivors: grad[k] = Σ_b g[b, row_k] · x[b, col_k], gathered in chunks, or
-                    at moderate densities read from the dense product gᵀx (cheaper there than gathering)
+  weight gradient   only at the survivors: grad[k] = Σ_b g[b, row_k] · x[b, col_k] (EmbeddingBag's fused
+                    per-sample-weight gradient kernel), or at moderate densities read from the dense product gᵀx
   input gradient    the same bag over Wᵀ's survivors (skipped when the input needs no gradient, as in layer 1)
 
-The dense weight stays the model's truth: after every optimizer step the survivors' values are written back
-into it (the pruned positions are never written and stay exactly 0), so evaluation, checkpoints, callbacks and
-the rewind snapshot see ordinary weights. Evaluation (no autograd) uses the dense product on those weights.
+The dense weight stays the model's truth: the trainer writes the survivors' values back into it before anything
+reads it (a callback that reads weights, the end of training), and the pruned positions are never written and stay
+exactly 0, so evaluation, checkpoints, callbacks and the rewind snapshot see ordinary weights. Evaluation (no
+autograd) uses the dense product on those weights.
 
 Elementwise optimizers (SGD with momentum, Adam, AdamW) update each survivor exactly as the masked dense path
 does; only the order of the sums in the products differs, so weights agree to float tolerance, not bit for bit.
@@ -32,9 +33,9 @@ from ..errors import LotteryTicketError
 
 # Survivors whose (batch-long) products the fallback gathers at once: 4096 x 60 floats ~ 1 MB, cache-sized.
 CHUNK = 4096
-# How the weight gradient is formed: "gather" multiplies the survivors' rows pairwise (cost ∝ survivors, but
-# memory-bound: ~8x the time per product of a GEMM on this CPU); "gemm" takes the dense product g^T x and reads
-# it at the survivors (cost of a dense GEMM). calibration.py picks per layer.
+# How the weight gradient is formed: "gather" takes one dot product per survivor (cost ∝ survivors, but memory-bound:
+# several times a GEMM's time per product on this CPU); "gemm" takes the dense product g^T x and reads it at the
+# survivors (a dense GEMM's cost). calibration.py picks per layer.
 WEIGHT_GRADIENTS = ("gather", "gemm")
 
 
