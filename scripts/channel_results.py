@@ -6,7 +6,8 @@ filters, its MACs and parameters counted, and its CPU latency measured against t
 RUN_DIR is a `lottery-ticket find --pruner channel-l1` run. For every level with a trained network: the test
 accuracy of the run's record, MMACs and parameters of the exported model (export.channel.count_flops and
 count_params), the largest output difference between the exported and the masked model on a batch of test-shaped
-noise, and the median latency of both at each batch size, measured interleaved on one thread. Prints a markdown
+noise, and the median over --repeats of each one's mean latency per forward pass (0.1 s of passes per measurement) at each
+batch size, measured interleaved on one thread. Prints a markdown
 table.
 """
 
@@ -29,12 +30,15 @@ from lottery_ticket.state import restore_
 SHAPES = {"cifar10": ((3, 32, 32), 10), "mnist": ((1, 28, 28), 10), "fashion-mnist": ((1, 28, 28), 10)}
 
 
-def latency(model: torch.nn.Module, x: torch.Tensor) -> float:
+def latency(model: torch.nn.Module, x: torch.Tensor, min_seconds: float = 0.1) -> float:
+    """Mean seconds per forward pass over as many passes as fill `min_seconds` (after one warm-up pass)."""
     with torch.no_grad():
         model(x)
-        start = time.perf_counter()
-        model(x)
-        return time.perf_counter() - start
+        calls, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < min_seconds:
+            model(x)
+            calls += 1
+        return elapsed / calls
 
 
 def main() -> None:
