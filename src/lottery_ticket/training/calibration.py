@@ -3,11 +3,10 @@
 The sparse step (sparse.py) wins only below some density, and where depends on the machine, the thread count,
 the layer's shape and the batch. So it is measured, once: what a training step spends on a layer of that shape
 (forward, backward, masking, an Adam update), masked-dense and sparse with each way of forming the weight
-gradient, at densities from 70 % down to 3 %, timed by their medians.
-A variant's break-even density is the highest one at which it takes at most MARGIN of the dense pass's time
-(0 when it never does), kept
-in $XDG_CACHE_HOME/lottery_ticket/sparse_break_even.json (default ~/.cache) under the torch version, threads,
-shape and batch. The same machine then makes the same choice in every later run, so reruns and resumed runs
+gradient, at densities from 70 % down to 3 %, timed by their medians. A variant's break-even density is the
+highest one at which it takes at most MARGIN of the dense pass's time in every one of SWEEPS sweeps (0 when it
+never does), kept in $XDG_CACHE_HOME/lottery_ticket/sparse_break_even.json (default ~/.cache) under the torch
+version, threads, shape and batch. The same machine then makes the same choice in every later run, so reruns and resumed runs
 stay identical; `sparse_training="off"` (or "on") fixes the choice for runs compared across machines.
 """
 
