@@ -154,3 +154,25 @@ def test_step_hooks_enforce_the_mask_for_training_code_that_knows_no_masks(toy_d
     nn.functional.cross_entropy(model(x), y).backward()
     optimizer.step()  # hooks are gone once the block ends
     assert not pruned_weights_are_zero(model, mask)
+
+
+def test_the_enforcer_binds_only_pruned_layers_not_exempt_ones_in_their_dtype_and_trusts_fresh_fused_optimizers():
+    from lottery_ticket.training.fused import FusedOptimizer
+
+    model = TinyMLP().double()
+    mask = PruningMask(model)
+    names = mask.names
+    pruned = mask.copy()
+    keep = pruned.masks[names[0]].clone()
+    keep.view(-1)[:3] = False
+    pruned.masks[names[0]] = keep  # only the first layer has pruned weights
+    enforcer = MaskEnforcer(pruned, model)
+    params = named_parameters(model)
+    assert [id(p) for p in enforcer.params] == [id(params[names[0]])]  # fully dense layers cost nothing
+    assert enforcer.keep[0].dtype == torch.float64
+    assert MaskEnforcer(pruned, model, exempt=[names[0]]).params == []  # sparse-trained layers are not masked
+    fresh = FusedOptimizer(list(model.parameters()), "adam", lr=1e-3)
+    assert MaskEnforcer(pruned, model, fresh).weight_pass_free_for is fresh
+    used = FusedOptimizer(list(model.parameters()), "adam", lr=1e-3)
+    used.state[params[names[0]]] = {}
+    assert MaskEnforcer(pruned, model, used).weight_pass_free_for is None  # state from before: the pass runs

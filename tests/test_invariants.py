@@ -877,3 +877,19 @@ def test_next_mask_refuses_level_0_and_iterative_levels_build_on_the_previous_ma
     # Iterative: level 2 prunes among level 1's survivors only; pruning the dense mask would revive some.
     assert second.num_remaining < first.num_remaining < dense.num_remaining
     assert all(bool((second[n] <= first[n]).all()) for n in dense.names)
+
+
+def test_a_sparsity_of_one_or_a_percentage_gets_a_hint():
+    from lottery_ticket.sparsity import check_sparsity
+
+    with pytest.raises(LotteryTicketError, match=r"^sparsity=1\.0 is outside \[0, 1\); .* \(1 would prune every weight; "
+                                                 r"e\.g\. 0\.99 keeps 1 %\)$"):
+        check_sparsity(1.0)
+    with pytest.raises(LotteryTicketError, match=r"^sparsity=90 is outside \[0, 1\); .* \(did you mean 0\.9\?\)$"):
+        check_sparsity(90)
+    with pytest.raises(LotteryTicketError, match=r"^sparsity=-0\.5 is outside \[0, 1\); pass the fraction of weights "
+                                                 r"to prune, e\.g\. 0\.9$"):
+        check_sparsity(-0.5)
+    with pytest.raises(LotteryTicketError, match=r"^sparsity='lots' is not a number"):
+        check_sparsity("lots")
+    assert check_sparsity("0.25") == 0.25

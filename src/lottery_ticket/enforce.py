@@ -42,7 +42,6 @@ class MaskEnforcer:
         zero_preserving = type(optimizer) in ZERO_PRESERVING_OPTIMIZERS or getattr(type(optimizer), "zero_preserving", False)
         self.weight_pass_free_for = optimizer if fresh and zero_preserving else None
         params = named_parameters(model)
-        self.mask = mask
         # Fully dense layers need no work: the dense round of IMP then trains at the bare step's speed.
         exempt = set(exempt)
         names = [n for n in mask.names if n not in exempt and not bool(mask[n].all())]
