@@ -82,6 +82,10 @@ def test_an_edited_record_is_refused_and_a_resealed_one_of_another_format_too(tm
     record_file.write_text(good)
     reseal(record_file, lambda r: r.update(format="lottery_ticket.checkpoint/1"))
     assert load_checkpoint(path, *fresh()) is None
+    for bad in ({"iteration": "3"}, {"extra": []}):  # well-sealed, wrong types
+        record_file.write_text(good)
+        reseal(record_file, lambda r: r.update(bad))
+        assert load_checkpoint(path, *fresh()) is None
     record_file.write_text(good)
     assert load_checkpoint(path, *fresh()) is not None
 

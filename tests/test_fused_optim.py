@@ -24,7 +24,7 @@ def _params(seed):
 def _grads(step, params):
     g = torch.Generator().manual_seed(1000 + step)
     for p in params:
-        p.grad = torch.randn(p.shape, generator=g)
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
 
 
 @pytest.mark.parametrize("kind,hyper,torch_opt", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
@@ -107,3 +107,39 @@ def test_loaded_state_takes_the_parameters_dtype_and_a_float32_step():
     assert state["exp_avg_sq"].dtype == torch.float32
     assert opt.param_groups[0]["betas"] == (0.8, 0.99) and isinstance(opt.param_groups[0]["betas"], tuple)
     assert opt.param_groups[0]["lr"] == 0.02
+
+
+@pytest.mark.parametrize("kind,torch_cls,hyper", [("sgd", torch.optim.SGD, dict(momentum=0.9)),
+                                                   ("adam", torch.optim.Adam, {}), ("adamw", torch.optim.AdamW, {})])
+def test_defaults_and_param_group_layout_are_torchs(kind, torch_cls, hyper):
+    ours_p, theirs_p = _params(2), _params(2)
+    ours = FusedOptimizer(ours_p, kind, lr=0.01, **hyper)
+    theirs = torch_cls(theirs_p, lr=0.01, fused=True, **hyper)
+    assert ours.state_dict()["param_groups"] == theirs.state_dict()["param_groups"]
+    for step in range(5):
+        _grads(step, ours_p)
+        _grads(step, theirs_p)
+        ours.step()
+        theirs.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours_p, theirs_p))
+
+
+def test_parameters_of_two_dtypes_are_updated_in_their_own_groups():
+    ours_p = [torch.randn(4, 3).requires_grad_(), torch.randn(5, dtype=torch.float64).requires_grad_()]
+    theirs_p = [p.detach().clone().requires_grad_() for p in ours_p]
+    ours, theirs = FusedOptimizer(ours_p, "adam", lr=0.01), torch.optim.Adam(theirs_p, lr=0.01, fused=True)
+    for step in range(3):
+        _grads(step, ours_p)
+        _grads(step, theirs_p)
+        ours.step()
+        theirs.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours_p, theirs_p))
+
+
+def test_bad_kind_and_mismatched_state_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"^kind='rmsprop' must be one of \('sgd', 'adam', 'adamw'\)$"):
+        FusedOptimizer(_params(0), "rmsprop", lr=0.1)
+    opt = FusedOptimizer(_params(0), "sgd", lr=0.1)
+    with pytest.raises(ValueError, match=r"^the saved optimizer state has a different number of parameter groups or "
+                                         r"parameters$"):
+        opt.load_state_dict({"state": {}, "param_groups": [{"params": [0]}]})

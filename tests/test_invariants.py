@@ -890,6 +890,11 @@ def test_a_sparsity_of_one_or_a_percentage_gets_a_hint():
     with pytest.raises(LotteryTicketError, match=r"^sparsity=-0\.5 is outside \[0, 1\); pass the fraction of weights "
                                                  r"to prune, e\.g\. 0\.9$"):
         check_sparsity(-0.5)
+    with pytest.raises(LotteryTicketError, match=r"\(did you mean 0\.015\?\)$"):
+        check_sparsity(1.5)
+    for no_hint in (100.0, 100.5):
+        with pytest.raises(LotteryTicketError, match=r"e\.g\. 0\.9$"):
+            check_sparsity(no_hint)
     with pytest.raises(LotteryTicketError, match=r"^sparsity='lots' is not a number"):
         check_sparsity("lots")
     assert check_sparsity("0.25") == 0.25

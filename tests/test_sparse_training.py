@@ -309,7 +309,9 @@ def test_a_layer_whose_weight_is_read_outside_its_forward_is_one_clear_error(mni
 
     model = Bypass()
     mask = MagnitudePruner().prune(model, PruningMask(model), 0.5)
-    with pytest.raises(LotteryTicketError, match="layer 'fc' got no gradient through its forward.*sparse_training='off'"):
+    with pytest.raises(LotteryTicketError, match=r"^layer 'fc' got no gradient through its forward: the model reads its "
+                                                 r"weight directly \(F\.linear\(x, layer\.weight\)\?\); train with "
+                                                 r"sparse_training='off'$"):
         Trainer(sparse_config("adam", "on"), mnist1d).train(model, mask)
     assert "forward" not in model.fc.__dict__
 
@@ -328,3 +330,17 @@ def test_callbacks_that_read_weights_see_the_trained_survivors(mnist1d):
     assert len(seen) == 40 * len(trainer.sparse.layers) and all(seen)
     for layer in trainer.sparse.layers.values():  # and after training, the weights hold the final survivors
         assert torch.equal(layer.module.weight.detach().flatten()[layer.flat_index], layer.values.detach())
+
+
+def test_the_optimizer_trains_values_not_the_dense_weights_and_removal_is_idempotent(mnist1d):
+    model = mlp()
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.9)
+    plan = plan_sparse_training(model, mask, "on", 100)
+    trainable = plan.trainable(model.parameters())
+    dense = {id(layer.module.weight) for layer in plan.layers.values()}
+    assert plan.layers and not dense & {id(p) for p in trainable}
+    assert all(any(p is layer.values for p in trainable) for layer in plan.layers.values())
+    plan.install()
+    plan.remove()
+    plan.remove()  # a second removal (a finally after an error) is harmless
+    assert all("forward" not in m.__dict__ for m in model.modules())

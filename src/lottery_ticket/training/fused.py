@@ -23,11 +23,13 @@ class FusedOptimizer:
     zero_preserving = True
 
     def __init__(self, params: Iterable[torch.Tensor], kind: str, *, lr: float, momentum: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+                 nesterov: bool = False, weight_decay: float | None = None, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} must be one of {KINDS}")
         self.kind = kind
+        if weight_decay is None:  # torch's defaults: AdamW decays by 0.01, SGD and Adam not at all
+            weight_decay = 0.01 if kind == "adamw" else 0.0
         group: dict[str, Any] = {"params": list(params), "lr": lr, "weight_decay": weight_decay, "maximize": False,
                                  "foreach": None, "differentiable": False, "fused": True}
         if kind == "sgd":
