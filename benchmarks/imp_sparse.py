@@ -20,7 +20,6 @@ that alone moves the masks and accuracies of this experiment.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from lottery_ticket.cli import base_config
+from lottery_ticket.cli import build_parser, config_from_args
 from lottery_ticket.experiment.runner import ExperimentRunner
 from lottery_ticket.training.calibration import break_even, plan_sparse_training
 
@@ -37,9 +36,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
 
 def runner_for(mode: str, budget: str, rounds: int, out: Path, data_dir: str | None) -> ExperimentRunner:
-    config = base_config(argparse.Namespace(config=None, preset="lenet300-mnist"))
-    train = dataclasses.replace(config.train, budget=budget, eval_every=budget, sparse_training=mode)
-    config = dataclasses.replace(config, train=train, prune=dataclasses.replace(config.prune, rounds=rounds), seeds=(0,))
+    # The experiment exactly as `lottery-ticket find` would build it from these flags.
+    config = config_from_args(build_parser().parse_args([
+        "find", "--preset", "lenet300-mnist", "--seeds", "0", "--budget", budget, "--eval-every", budget,
+        "--rounds", str(rounds), "--sparse-training", mode]))
     runner = ExperimentRunner(config, out / mode, data_dir=data_dir, verify_checksums=False, progress=False,
                               log=lambda line: None, checkpoint_every=0)
     runner.config = runner.claim_folder()

@@ -38,8 +38,7 @@ def main() -> None:
     for i in range(args.repeats):
         bare.append(wall([sys.executable, "-c", "import torch"]))
         ours.append(wall([sys.executable, *run, "--out", str(tmp / f"run{i}")]))
-    probe = ("import sys, runpy; sys.argv = ['lottery-ticket', " + ", ".join(repr(a) for a in run[2:]) +
-             f", '--out', {str(tmp / 'probe')!r}]; from lottery_ticket.cli import main; main(sys.argv[1:]); "
+    probe = (f"import sys; from lottery_ticket.cli import main; main({run[2:] + ['--out', str(tmp / 'probe')]!r}); "
              "print('torch._dynamo' in sys.modules)")
     dynamo = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.split()[-1]
     b, o = statistics.median(bare), statistics.median(ours)

@@ -27,20 +27,31 @@ def _grads(step, params):
         p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
 
 
+def _step_both(pairs, steps, between=None):
+    """Give each (optimizer, params) pair the same gradients and step it, for every step in `steps`."""
+    for step in steps:
+        for optimizer, params in pairs:
+            _grads(step, params)
+            optimizer.step()
+        if between is not None:
+            between(step)
+
+
+def _identical(a_params, b_params) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(a_params, b_params))
+
+
 @pytest.mark.parametrize("kind,hyper,torch_opt", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_fused_optimizer_equals_torch_fused_bit_for_bit(kind, hyper, torch_opt):
     ours_p, theirs_p = _params(0), _params(0)
     ours = FusedOptimizer(ours_p, kind, lr=0.01, **hyper)
     theirs = torch_opt(theirs_p, dict(lr=0.01, **hyper))
-    for step in range(25):
-        _grads(step, ours_p)
-        _grads(step, theirs_p)
-        ours.step()
-        theirs.step()
+    def change_lr(step):
         if step == 10:  # a changed learning rate is read on the next step
             ours.param_groups[0]["lr"] = theirs.param_groups[0]["lr"] = 0.003
-    for a, b in zip(ours_p, theirs_p):
-        assert torch.equal(a, b)
+
+    _step_both([(ours, ours_p), (theirs, theirs_p)], range(25), change_lr)
+    assert _identical(ours_p, theirs_p)
 
 
 @pytest.mark.parametrize("kind,hyper,torch_opt", CASES[:1] + CASES[3:], ids=["sgd", "adam", "adamw"])
@@ -48,11 +59,7 @@ def test_state_dicts_interchange_with_torch_optim(kind, hyper, torch_opt):
     ours_p, theirs_p = _params(1), _params(1)
     ours = FusedOptimizer(ours_p, kind, lr=0.01, **hyper)
     theirs = torch_opt(theirs_p, dict(lr=0.01, **hyper))
-    for step in range(5):
-        _grads(step, ours_p)
-        _grads(step, theirs_p)
-        ours.step()
-        theirs.step()
+    _step_both([(ours, ours_p), (theirs, theirs_p)], range(5))
     # Swap the states across implementations, then both continue: still identical.
     ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
     ours2_p, theirs2_p = [p.detach().clone().requires_grad_() for p in ours_p], [p.detach().clone().requires_grad_() for p in theirs_p]
@@ -61,13 +68,8 @@ def test_state_dicts_interchange_with_torch_optim(kind, hyper, torch_opt):
     theirs2 = torch_opt(theirs2_p, dict(lr=0.5, **hyper))
     theirs2.load_state_dict(ours_state)
     assert ours2.param_groups[0]["lr"] == 0.01  # hyperparameters come from the saved state, as in torch
-    for step in range(5, 10):
-        for ps in (ours2_p, theirs2_p):
-            _grads(step, ps)
-        ours2.step()
-        theirs2.step()
-    for a, b in zip(ours2_p, theirs2_p):
-        assert torch.equal(a, b)
+    _step_both([(ours2, ours2_p), (theirs2, theirs2_p)], range(5, 10))
+    assert _identical(ours2_p, theirs2_p)
 
 
 def test_a_state_of_another_shape_is_refused():
@@ -116,24 +118,16 @@ def test_defaults_and_param_group_layout_are_torchs(kind, torch_cls, hyper):
     ours = FusedOptimizer(ours_p, kind, lr=0.01, **hyper)
     theirs = torch_cls(theirs_p, lr=0.01, fused=True, **hyper)
     assert ours.state_dict()["param_groups"] == theirs.state_dict()["param_groups"]
-    for step in range(5):
-        _grads(step, ours_p)
-        _grads(step, theirs_p)
-        ours.step()
-        theirs.step()
-    assert all(torch.equal(a, b) for a, b in zip(ours_p, theirs_p))
+    _step_both([(ours, ours_p), (theirs, theirs_p)], range(5))
+    assert _identical(ours_p, theirs_p)
 
 
 def test_parameters_of_two_dtypes_are_updated_in_their_own_groups():
     ours_p = [torch.randn(4, 3).requires_grad_(), torch.randn(5, dtype=torch.float64).requires_grad_()]
     theirs_p = [p.detach().clone().requires_grad_() for p in ours_p]
     ours, theirs = FusedOptimizer(ours_p, "adam", lr=0.01), torch.optim.Adam(theirs_p, lr=0.01, fused=True)
-    for step in range(3):
-        _grads(step, ours_p)
-        _grads(step, theirs_p)
-        ours.step()
-        theirs.step()
-    assert all(torch.equal(a, b) for a, b in zip(ours_p, theirs_p))
+    _step_both([(ours, ours_p), (theirs, theirs_p)], range(3))
+    assert _identical(ours_p, theirs_p)
 
 
 def test_bad_kind_and_mismatched_state_are_refused_by_name():

@@ -98,30 +98,32 @@ def time_passes(out_features: int, in_features: int, batch: int, input_grad: boo
         module.weight.grad.mul_(keep_f)
         optimizers[0].step()
 
-    def sparse(layer: SparseLinear, optimizer: FusedOptimizer):
-        def run():
-            layer.forward(x).backward(grad_y)
-            optimizer.step()
-        return run
+    def gathered():
+        gather.forward(x).backward(grad_y)
+        optimizers[1].step()
 
-    def fresh(run):
-        def timed():
-            for p in (x, module.weight, module.bias, gather.values, gemm.values):
-                p.grad = None
-            run()
-        return timed
+    def through_gemm():
+        gemm.forward(x).backward(grad_y)
+        optimizers[2].step()
 
-    return _interleaved_medians([fresh(dense), fresh(sparse(gather, optimizers[1])), fresh(sparse(gemm, optimizers[2]))],
-                                repeats)
+    def clear_grads():
+        for p in (x, module.weight, module.bias, gather.values, gemm.values):
+            p.grad = None
+
+    return _interleaved_medians([dense, gathered, through_gemm], repeats, before_each=clear_grads)
 
 
-def _interleaved_medians(passes: list[Callable[[], None]], repeats: int) -> tuple[float, ...]:
-    """Median seconds of each pass, run in turn within every repeat so a load spike hits them alike."""
+def _interleaved_medians(passes: list[Callable[[], None]], repeats: int,
+                         before_each: Callable[[], None]) -> tuple[float, ...]:
+    """Median seconds of each pass, run in turn within every repeat so a load spike hits them alike;
+    `before_each` (untimed) runs before every pass."""
     for fn in passes:
+        before_each()
         fn()
     times: list[list[float]] = [[] for _ in passes]
     for _ in range(repeats):
         for fn, record in zip(passes, times):
+            before_each()
             start = time.perf_counter()
             fn()
             record.append(time.perf_counter() - start)

@@ -86,10 +86,12 @@ class Trainer:
         self._prepare(model, mask)
         self.sparse.install()
         try:
-            return self._train(on_step, callbacks, start_iteration)
+            return self._train(on_step, callbacks, start_iteration)  # writes the survivors back before it ends
+        except BaseException:
+            self.sparse.write_back_()  # the weights an interrupted or failed training reached
+            raise
         finally:
-            self.sparse.write_back_()
-            self.sparse.remove()  # the model leaves as an ordinary module with its trained weights
+            self.sparse.remove()  # the model leaves as an ordinary module
 
     def _train(self, on_step, callbacks, start_iteration) -> dict[str, Any]:
         self.extra_callbacks = self._base_callbacks + list(callbacks)
