@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +14,9 @@ from lottery_ticket import LotteryTicketError, PruningMask
 from lottery_ticket.cli import main
 from lottery_ticket.io import write_json
 from lottery_ticket.models import build_model
+from shared_data import SHARED_DATASETS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SHARED = SHARED_DATASETS
 TINY = ["--preset", "mnist1d-mlp", "--budget", "60it", "--eval-every", "30it", "--rounds", "1", "--quiet"]
 
 # (case, argv after `find ... --out OUT`, text the one-line error must contain)

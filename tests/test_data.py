@@ -11,8 +11,9 @@ from lottery_ticket import LotteryTicketError
 from lottery_ticket.data import DATASETS, load_dataset, resolve_data_dir
 from lottery_ticket.data.cifar10 import safe_load_batch
 from lottery_ticket.data.download import download_file, extract_tar
+from shared_data import SHARED_DATASETS
 
-SHARED = Path(os.environ.get("LOTTERY_TICKET_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+SHARED = SHARED_DATASETS
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason=f"shared datasets not found at {SHARED}")
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")

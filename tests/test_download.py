@@ -14,8 +14,9 @@ from lottery_ticket import LotteryTicketError
 from lottery_ticket.cli import main
 from lottery_ticket.data import DATASETS, load_dataset
 from lottery_ticket.data.download import MIRROR_VAR
+from shared_data import SHARED_DATASETS
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+SHARED_MNIST = SHARED_DATASETS / "mnist"
 pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the offline MNIST copy (../shared/datasets/mnist) is absent")
 
 

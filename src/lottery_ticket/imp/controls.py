@@ -23,6 +23,7 @@ from ..mask import PruningMask
 from ..pruning import RandomPruner
 from ..pruning.ablations import shuffle_layerwise
 from ..pruning.at_init import make_at_init_pruner
+from ..sparsity import count_pruned
 from ..state import restore_
 
 if TYPE_CHECKING:
@@ -85,8 +86,9 @@ class PruneAtInit(Control):
                                      min_density=getattr(imp.pruner, "min_density", 0.0))
         model = imp.initial_network_for(pruner)
         dense = imp.mask(0)
-        eligible = sum(dense[n].numel() for n in pruner.eligible(dense))
-        at_init = pruner.prune(model, dense, (mask.num_pruned - dense.num_pruned) / eligible)
+        # The ticket's pruned share of the eligible layers, start-mask pruning included: the pruner's target counts it too.
+        pruned, eligible = count_pruned(mask, pruner.eligible(dense))
+        at_init = pruner.prune(model, dense, pruned / eligible)
         return model, at_init, {}
 
 

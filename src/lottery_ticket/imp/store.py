@@ -83,14 +83,15 @@ class FolderStore:
         if key == "rewind":
             return self.sf.rewind
         if key.startswith("trained/"):
-            return self.sf.trained(int(key.split("/", 1)[1]))
+            return self.sf.trained(int(key.removeprefix("trained/")))
         raise LotteryTicketError(f"unknown state key {key!r}")
 
     def load_state(self, key):
-        # A damaged file is a missing one: every state is reproducible (θ₀ from the seed, the others by training).
+        # A damaged file is a missing one (load_state refuses both): every state is reproducible (θ₀ from the
+        # seed, the others by training).
         path = self._state_path(key)
         try:
-            return load_state(path) if path.is_file() else None
+            return load_state(path)
         except LotteryTicketError:
             return None
 
@@ -99,11 +100,10 @@ class FolderStore:
             save_state(self._state_path(key), state)
 
     def load_mask(self, level, model):
-        path = self.sf.mask(level)
         try:
-            return PruningMask.load(path, model) if path.is_file() else None
-        except LotteryTicketError:
-            return None  # recomputed from the previous level's trained weights: the same mask
+            return PruningMask.load(self.sf.mask(level), model)
+        except LotteryTicketError:  # missing, damaged or another model's: recomputed (the same mask)
+            return None
 
     def save_mask(self, level, mask):
         if self.is_writer:

@@ -45,7 +45,7 @@ class SparseGlobalPruner(MagnitudePruner):
         magnitudes = {n: params[n].detach().abs().float().cpu() for n in names}
         survivors = torch.cat([magnitudes[n][mask[n]] for n in names])
         if count >= survivors.numel():
-            raise LotteryTicketError(f"rate {fraction} of {remaining:,} weights is {count:,}, more than the {survivors.numel():,} "
+            raise LotteryTicketError(f"rate {fraction} of {remaining:,} weights is {count:,}, not fewer than the {survivors.numel():,} "
                                      "prunable survivors; lower the rate or the number of rounds")
         threshold = survivors.sort().values[count]
         new = mask.copy()
