@@ -25,7 +25,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
 
-# Mutation testing of the core (not part of CI: ~15-30 min on 2 cores). Score and survivors: docs/testing.md.
+# Mutation testing of the core (not part of CI: over an hour on 2 cores). Score and survivors: docs/testing.md.
 mutation: $(STAMP)
 	$(PY) -m pip install -q -e ".[mutation]"
 	rm -rf mutants

@@ -1,6 +1,11 @@
 """The mutation score from `mutmut results --all true`, per module and in total.
 
     python scripts/mutation_score.py mutation-results.txt
+    python scripts/mutation_score.py full-run.txt rerun-of-survivors.txt   # later verdicts replace earlier ones
+
+mutmut forgets every verdict when a rerun changes the test selection, so a rerun of only the survivors (with
+`mutmut run NAME...`) lists the rest as "not checked": given several listings, a later file's verdict replaces an
+earlier one's, and "not checked" never replaces a verdict. A kill stays valid because tests are only added.
 
 Mutants listed in tests/mutation_equivalent.txt (one name per line, then ' # ' and the reason) are equivalent:
 no test can tell them from the original, so they count neither as killed nor as survivors.
@@ -34,18 +39,24 @@ def module_of(mutant: str) -> str:
     return m.group(1) if m else mutant.rsplit(".", 1)[0]
 
 
-def main(path: str) -> int:
+def verdicts(paths: list[str]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            m = LINE.match(line)
+            if m and (m.group(2) != "not checked" or m.group(1) not in merged):
+                merged[m.group(1)] = m.group(2)
+    return merged
+
+
+def main(paths: list[str]) -> int:
     skip = equivalents()
     per_module: dict[str, Counter] = defaultdict(Counter)
-    for line in Path(path).read_text().splitlines():
-        m = LINE.match(line)
-        if not m:
-            continue
-        name, status = m.groups()
+    for name, status in verdicts(paths).items():
         status = "equivalent" if name in skip else status
         per_module[module_of(name)][status] += 1
     if not per_module:
-        print(f"no mutants in {path}: did `mutmut run` finish?")
+        print(f"no mutants in {', '.join(paths)}: did `mutmut run` finish?")
         return 1
     total = Counter()
     print(f"{'module':40s} {'killed':>7s} {'survived':>9s} {'no test':>8s} {'other':>6s} {'unrun':>6s} {'equiv.':>7s} {'score':>7s}")
@@ -59,13 +70,14 @@ def main(path: str) -> int:
 def row(name: str, c: Counter) -> str:
     """Score = killed / mutants tested; a mutant no selected test reaches counts as a survivor, one the run
     did not reach yet ("not checked") counts neither way but is shown."""
-    killed, survived, no_test = c["killed"], c["survived"], c["no tests"]
+    # A mutant that makes the tests run past mutmut's timeout (an endless training loop) is detected: killed.
+    killed, survived, no_test = c["killed"] + c["timeout"], c["survived"], c["no tests"]
     equivalent, unrun = c["equivalent"], c["not checked"]
-    other = sum(c.values()) - killed - survived - no_test - equivalent - unrun  # timeouts, suspicious, segfaults
+    other = sum(c.values()) - killed - survived - no_test - equivalent - unrun  # suspicious, segfaults
     scored = killed + survived + no_test + other
     score = f"{100 * killed / scored:.1f}%" if scored else "-"
     return f"{name:40s} {killed:7d} {survived:9d} {no_test:8d} {other:6d} {unrun:6d} {equivalent:7d} {score:>7s}"
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
