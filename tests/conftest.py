@@ -26,6 +26,14 @@ def isolated_from_dataset_environment(monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
 
 
+@pytest.fixture(scope="module")
+def mnist1d():
+    """MNIST-1D's splits (generated offline, cached), loaded once per test module."""
+    from lottery_ticket.data import load_dataset
+
+    return load_dataset("mnist1d")
+
+
 class TinyMLP(nn.Module):
     """Small enough to train in milliseconds; two prunable layers plus biases that must never be masked."""
 

@@ -17,13 +17,6 @@ from lottery_ticket.training.sparse import (CHUNK, SparseLinear, _gathered_survi
                                            _survivor_gradient)
 
 
-@pytest.fixture(scope="module")
-def mnist1d():
-    from lottery_ticket.data import load_dataset
-
-    return load_dataset("mnist1d")
-
-
 def mlp(seed=0):
     from lottery_ticket.models import build_model
 

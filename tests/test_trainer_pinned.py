@@ -15,13 +15,6 @@ from lottery_ticket.training.checkpoint import load_checkpoint
 from lottery_ticket.training.optim import build_optimizer
 
 
-@pytest.fixture(scope="module")
-def mnist1d():
-    from lottery_ticket.data import load_dataset
-
-    return load_dataset("mnist1d")
-
-
 def mlp(seed=0):
     from lottery_ticket.models import build_model
 
