@@ -111,7 +111,7 @@ def test_loaded_state_takes_the_parameters_dtype_and_a_float32_step():
     assert opt.param_groups[0]["lr"] == 0.02
 
 
-@pytest.mark.parametrize("kind,torch_cls,hyper", [("sgd", torch.optim.SGD, dict(momentum=0.9)),
+@pytest.mark.parametrize("kind,torch_cls,hyper", [("sgd", torch.optim.SGD, dict(momentum=0.9)), ("sgd", torch.optim.SGD, {}),
                                                    ("adam", torch.optim.Adam, {}), ("adamw", torch.optim.AdamW, {})])
 def test_defaults_and_param_group_layout_are_torchs(kind, torch_cls, hyper):
     ours_p, theirs_p = _params(2), _params(2)

@@ -132,3 +132,44 @@ def test_a_global_fraction_prunes_exactly_its_count_when_every_magnitude_ties():
             p.fill_(0.5)
     mask = MagnitudePruner().prune_fraction(model, PruningMask(model), 0.5)
     assert mask.num_pruned == round(0.5 * 16)
+
+
+def test_capital_letters_in_a_pattern_are_literals():
+    # "layerXXX.*" has 9 literals and beats "l*" (1), whatever letters the literals are.
+    assert MagnitudePruner(layer_rates={"l*": 0.5, "layerXXX.*": 0.1}).rate_for("layerXXX.weight", 0.2) == 0.1
+
+
+# ---- the magnitude pruner's edges ----------------------------------------------------------------------------------
+def test_a_bad_target_sparsity_is_refused_under_its_argument_name():
+    model = nn.Linear(4, 4)
+    assert message(lambda: MagnitudePruner().prune(model, PruningMask(model), 1.5)).startswith("target_sparsity=1.5 ")
+
+
+def test_a_global_fraction_the_collapse_guard_cannot_meet_is_an_error_not_a_smaller_round():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 10))
+    assert message(lambda: MagnitudePruner(min_density=0.5).prune_fraction(model, PruningMask(model), 0.8)) == (
+        "this target leaves 40 weights but min_density=0.5 keeps at least 100 in 2 layers; pass a lower sparsity "
+        "or a smaller min_density")
+
+
+def test_float64_weights_are_ranked_by_their_float32_magnitudes_ties_pruned_in_order():
+    # 1 + 1e-12 and 1.0 are one float32 value: a tie, so the first in the fixed order goes, as for a float32 model.
+    model = nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0 + 1e-12, 1.0]], dtype=torch.float64))
+    mask = MagnitudePruner().prune(model, PruningMask(model), 0.5)
+    assert mask["weight"].tolist() == [[False, True]]
+
+
+def test_pruning_works_when_the_default_dtype_is_float64():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 10))
+    reference = MagnitudePruner().prune(model, PruningMask(model), 0.5)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        mask = MagnitudePruner().prune(model, PruningMask(model), 0.5)
+    finally:
+        torch.set_default_dtype(previous)
+    assert all(torch.equal(mask[n], reference[n]) for n in reference.names)

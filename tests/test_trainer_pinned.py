@@ -1,6 +1,8 @@
 """The Trainer's contract in detail: what its arguments reach (loader sharding, dropped last batch, your own
 loaders, epoch budgets), resume taking precedence over a rewind's start, errors of the first step only, the keys
-under which callback states are checkpointed, and bf16 autocast on the CPU."""
+under which callback states are checkpointed, bf16 autocast on the CPU; the loss by import path, the divergence
+guard's step, the progress bar and checkpoints of rank 0 only, the LR schedule over the trainer's budget, and what
+_prepare builds: the enforcer, channels_last, torch.compile's wrapper and DDP (on a one-process gloo group)."""
 
 import pytest
 import torch
@@ -258,3 +260,186 @@ def test_without_amp_the_forward_stays_float32(mnist1d):
     model.fc1.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
     Trainer(config(budget="2it"), mnist1d).train(model)
     assert dtypes == [torch.float32, torch.float32]
+
+
+# ---- the loss, the divergence guard, the progress bar, the final metrics -------------------------------------------
+def test_a_loss_given_as_an_import_path_is_the_function_it_names():
+    from lottery_ticket.training.trainer import resolve_loss
+
+    assert resolve_loss("torch.nn.functional:mse_loss") is torch.nn.functional.mse_loss
+    with pytest.raises(LotteryTicketError, match=r"^loss 'torch.nn.functional:no_such_loss': module"):
+        resolve_loss("torch.nn.functional:no_such_loss")
+
+
+def test_on_the_cpu_a_nan_loss_stops_training_on_the_step_it_appears(mnist1d):
+    def poison_after_step_2(iteration, model):
+        if iteration == 2:
+            with torch.no_grad():
+                model.fc1.weight.fill_(float("nan"))
+
+    with pytest.raises(LotteryTicketError, match=r"training diverged: loss is nan at iteration 3;"):
+        Trainer(config(), mnist1d).train(mlp(), on_step=poison_after_step_2)
+
+
+def test_the_progress_bar_counts_to_the_budget_on_rank_0(mnist1d, capfd):
+    Trainer(config(budget="3it"), mnist1d, progress=True).train(mlp())
+    assert "0/3" in capfd.readouterr().err
+
+
+def test_the_final_train_loss_is_the_last_steps_loss(mnist1d):
+    class LastLoss(Callback):
+        every = 1
+
+        def on_step(self, trainer, iteration, loss):
+            self.loss = loss
+
+    last = LastLoss()
+    metrics = Trainer(config(budget="7it"), mnist1d, callbacks=[last]).train(mlp())
+    assert metrics["final_train_loss"] == last.loss and last.loss > 0
+
+
+def test_checkpoint_every_without_a_checkpoint_path_writes_nothing(mnist1d, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    metrics = Trainer(config(budget="4it"), mnist1d, checkpoint_every=2).train(mlp())
+    assert metrics["iterations"] == 4 and list(tmp_path.iterdir()) == []
+
+
+# ---- the LR schedule as the trainer applies it ----------------------------------------------------------------------
+def lrs_by_iteration(trainer):
+    seen = {}
+
+    def on_step(iteration, model):
+        seen[iteration] = trainer.optimizer.param_groups[0]["lr"]  # the LR the next step will use
+    return seen, on_step
+
+
+def test_the_cosine_schedule_decays_over_the_trainers_budget(mnist1d):
+    import math
+
+    trainer = Trainer(config(schedule="cosine", budget="20it"), mnist1d)
+    seen, on_step = lrs_by_iteration(trainer)
+    trainer.train(mlp(), on_step=on_step)
+    assert [seen[i] for i in range(1, 21)] == pytest.approx([0.05 * 0.5 * (1 + math.cos(math.pi * i / 20))
+                                                             for i in range(1, 21)], abs=1e-12)
+
+
+def test_a_milestone_in_epochs_counts_the_trainers_steps_per_epoch(mnist1d):
+    trainer = Trainer(config(schedule="step", milestones=("1ep",), gamma=0.1, budget="40it"), mnist1d)
+    assert trainer.steps_per_epoch == 35  # 3,500 training examples, batches of 100
+    seen, on_step = lrs_by_iteration(trainer)
+    trainer.train(mlp(), on_step=on_step)
+    assert seen[34] == 0.05 and seen[35] == pytest.approx(0.005, abs=1e-15) and seen[40] == pytest.approx(0.005, abs=1e-15)
+
+
+# ---- what _prepare builds: the enforcer, channels_last, torch.compile, DDP ------------------------------------------
+def pruned(model, fraction=0.9):
+    from lottery_ticket import MagnitudePruner, PruningMask
+
+    return MagnitudePruner().prune(model, PruningMask(model), fraction)
+
+
+def test_the_enforcer_skips_the_weight_pass_for_the_trainers_fresh_sgd(mnist1d):
+    model = mlp()
+    trainer = Trainer(config(budget="2it", sparse_training="off"), mnist1d)
+    trainer.train(model, pruned(model))
+    assert trainer.enforcer.weight_pass_free_for is trainer.optimizer
+
+
+def test_layers_trained_through_their_survivors_are_left_to_them_by_the_enforcer(mnist1d):
+    model = mlp()
+    trainer = Trainer(config(budget="2it", sparse_training="on"), mnist1d)
+    trainer.train(model, pruned(model))
+    assert sorted(trainer.sparse.layers) == ["fc1", "fc2", "fc3"]
+    assert trainer.enforcer.params == []  # every pruned layer is sparse: nothing for the dense enforcer
+
+
+def test_a_bare_linear_model_trained_sparse_is_left_to_its_survivors_too():
+    from lottery_ticket import PruningMask
+
+    model = nn.Linear(40, 10)
+    mask = PruningMask(model)
+    mask.masks["weight"][:, ::2] = False
+    trainer = Trainer(config(budget="2it", sparse_training="on", batch_size=10), own_loaders())
+    trainer.train(model, mask)
+    assert list(trainer.sparse.layers) == [""] and trainer.enforcer.params == []
+    assert not model.weight[:, ::2].any()
+
+
+def test_channels_last_trains_a_conv_net_in_channels_last_format():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 3, 8, 8, generator=g), torch.randint(0, 4, (40,), generator=g)
+    data = {"train": DataLoader(TensorDataset(x, y), batch_size=10), "test": DataLoader(TensorDataset(x, y), batch_size=10)}
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 4))
+    before = model[0].weight.detach().clone()
+    Trainer(config(budget="2it", channels_last=True, batch_size=10), data).train(model)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model[0].weight.is_contiguous() and not torch.equal(model[0].weight, before)
+
+
+def test_compile_routes_every_training_forward_through_torch_compile_and_keeps_the_dense_step(mnist1d, monkeypatch):
+    compiled = []
+
+    class Compiled:  # stands in for torch.compile's wrapper, which takes half a minute to build on this CPU
+        def __init__(self, fn):
+            self.fn, self.calls = fn, 0
+            compiled.append(self)
+
+        def __call__(self, x):
+            self.calls += 1
+            return self.fn(x)
+
+    monkeypatch.setattr(torch, "compile", Compiled)
+    model = mlp()
+    trainer = Trainer(config(budget="3it", compile=True, sparse_training="on"), mnist1d)
+    trainer.train(model, pruned(model))
+    assert len(compiled) == 1 and compiled[0].fn is model and compiled[0].calls == 3
+    assert not trainer.sparse.layers  # sparse layers would bypass the compiled graph
+
+
+def test_bf16_autocast_keeps_the_dense_step(mnist1d):
+    model = mlp()
+    trainer = Trainer(config(budget="2it", amp="bf16", sparse_training="on"), mnist1d)
+    trainer.train(model, pruned(model))
+    assert not trainer.sparse.layers
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_with_several_processes_the_forward_is_ddp_and_only_rank_0_checkpoints(mnist1d, tmp_path, one_process_group,
+                                                                              capfd):
+    from torch.nn.parallel import DistributedDataParallel
+
+    for rank in (0, 1):
+        model = mlp()
+        trainer = Trainer(config(budget="4it", sparse_training="on"), mnist1d, rank=rank, world_size=2, progress=True,
+                          checkpoint_path=tmp_path / f"rank{rank}", checkpoint_every=2)
+        trainer.train(model, pruned(model))
+        assert isinstance(trainer.forward, DistributedDataParallel) and trainer.forward.module is model
+        assert not trainer.sparse.layers  # sparse layers would bypass DDP's gradient hooks
+        err = capfd.readouterr().err
+        assert ("0/4" in err) == (rank == 0)  # one progress bar, from rank 0
+    assert sorted(p.name for p in tmp_path.glob("rank*")) == ["rank0.json", "rank0.safetensors"]
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(mnist1d, tmp_path):
+    from lottery_ticket.training.checkpoint import save_checkpoint
+
+    path = tmp_path / "ckpt"
+    reference = Trainer(config(), mnist1d).train(mlp())
+    with pytest.raises(Stop):
+        Trainer(config(), mnist1d, checkpoint_path=path, checkpoint_every=5).train(mlp(), on_step=crash_at(7))
+    model = mlp()
+    optimizer = build_optimizer(config(), model)
+    meta = load_checkpoint(path, model, optimizer)
+    meta["extra"]["cuda_rng"] = [0] * 16  # what a CUDA run adds: its generator's state, meaningless on the CPU
+    save_checkpoint(path, model, optimizer, meta["iteration"], meta["extra"], extra_tensors=meta.get("extra_tensors"))
+    resumed = Trainer(config(), mnist1d, checkpoint_path=path, checkpoint_every=5).train(mlp())
+    assert resumed["iterations"] == 20 and resumed["final_train_loss"] == reference["final_train_loss"]
