@@ -12,6 +12,12 @@ torch.set_num_threads(1)
 
 
 _session_cache = Path(tempfile.mkdtemp(prefix="lottery_ticket_test_cache_"))
+# MNIST-1D takes ~5 s to generate: the tests keep their own copy in the checkout (generated on first use), never
+# the user's ~/.cache; the session's cache links to it, so load_dataset("mnist1d") without a data_dir finds it too.
+MNIST1D_DIR = Path(__file__).resolve().parents[1] / ".test-cache" / "mnist1d"
+MNIST1D_DIR.mkdir(parents=True, exist_ok=True)
+(_session_cache / "lottery_ticket").mkdir()
+(_session_cache / "lottery_ticket" / "mnist1d").symlink_to(MNIST1D_DIR, target_is_directory=True)
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +28,7 @@ def isolated_from_dataset_environment(monkeypatch):
     """
     monkeypatch.delenv("LOTTERY_TICKET_DATA", raising=False)
     monkeypatch.delenv("LOTTERY_TICKET_MIRROR", raising=False)
-    # The per-machine cache of sparse-training break-even densities: the session's own, never the user's home.
+    # The default cache (sparse-training break-even densities, datasets): the session's own, never the user's home.
     monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
 
 
@@ -31,7 +37,7 @@ def mnist1d():
     """MNIST-1D's splits (generated offline, cached), loaded once per test module."""
     from lottery_ticket.data import load_dataset
 
-    return load_dataset("mnist1d")
+    return load_dataset("mnist1d", data_dir=MNIST1D_DIR)  # explicit: module fixtures set up before the autouse one
 
 
 class TinyMLP(nn.Module):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import MNIST1D_DIR
 
-import lottery_ticket.data as data_module
 from lottery_ticket import LotteryTicketError
 from lottery_ticket.data import (
     DATASETS,
@@ -64,9 +64,8 @@ def write_toy_idx(folder: Path) -> Path:
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """The default cache folder, inside the test's own tmp_path."""
-    folder = tmp_path / "cache"
-    monkeypatch.setattr(data_module, "DEFAULT_CACHE", folder)
-    return folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "lottery_ticket"
 
 
 @pytest.fixture
@@ -361,9 +360,9 @@ def test_missing_files_without_a_data_dir_name_the_environment_and_cache_folders
 
 @pytest.fixture(scope="module")
 def mnist1d_cache(tmp_path_factory):
-    """A valid MNIST-1D cache file, generated once (or copied from the user's cache, and checked, when it is there)."""
+    """A valid MNIST-1D cache file, generated once (or copied from the tests' own copy, and checked)."""
     folder = tmp_path_factory.mktemp("mnist1d")
-    for npz in (data_module.DEFAULT_CACHE / "mnist1d").glob("mnist1d_*.npz"):
+    for npz in MNIST1D_DIR.glob("mnist1d_*.npz"):
         shutil.copy(npz, folder / npz.name)
     generate(folder)
     return folder

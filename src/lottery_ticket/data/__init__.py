@@ -23,9 +23,14 @@ from .mnist1d import load_mnist1d
 from .types import ArrayDataset, DataSplits
 
 ENV_VAR = "LOTTERY_TICKET_DATA"
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lottery_ticket"
 IDX_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"]
+
+
+def default_cache() -> Path:
+    """$XDG_CACHE_HOME/lottery_ticket (default ~/.cache/lottery_ticket), read at each call, not at import: a
+    program (or a test) that sets XDG_CACHE_HOME after importing us still gets the folder it names."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lottery_ticket"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     spec = _check_name(name)
     candidates = [root / sub for root in _search_roots(data_dir) for sub in spec.subdirs]
     if not data_dir:
-        candidates += [Path(d) for d in spec.system_dirs] + [DEFAULT_CACHE / name]
+        candidates += [Path(d) for d in spec.system_dirs] + [default_cache() / name]
     for folder in candidates:
         if all((folder / f).is_file() for f in spec.files):
             return folder
@@ -136,7 +141,7 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None, refet
 
     Files already there are kept, unless `refetch_bad` and their MD5 is not the official one."""
     spec = _check_name(name)
-    root = Path(data_dir) if data_dir else (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else DEFAULT_CACHE)
+    root = Path(data_dir) if data_dir else (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else default_cache())
     if spec.archive:
         archive_name, md5 = spec.archive
         archive = download_file([u + archive_name for u in spec.urls], root / name / archive_name, md5)
@@ -164,7 +169,7 @@ def load_dataset(name: str | None = None, data_dir: str | os.PathLike | None = N
     name = name or default_dataset()
     spec = _check_name(name)
     if name == "mnist1d":
-        cache = Path(data_dir) if data_dir else DEFAULT_CACHE / "mnist1d"
+        cache = Path(data_dir) if data_dir else default_cache() / "mnist1d"
         x, y, xt, yt = load_mnist1d(cache)
         train, val = _split_validation(ArrayDataset(x, y), spec.val_size, validation)
         mean, std = float(train.x.mean()), float(train.x.std())
