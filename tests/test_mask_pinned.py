@@ -1,7 +1,11 @@
 """PruningMask and the pruners' shared rules in detail: type selection, the stored layer order, the file's metadata,
 load as a class or an instance method, whole error messages, the most specific layer-rate pattern, exact global
-counts under ties."""
+counts under ties; names through DDP-like and compiled wrappers, torch.nn.utils.prune masks, the collapse guard's
+later passes, NaN weights refused, and select_lowest against a full sort, over several chunks."""
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -173,3 +177,162 @@ def test_pruning_works_when_the_default_dtype_is_float64():
     finally:
         torch.set_default_dtype(previous)
     assert all(torch.equal(mask[n], reference[n]) for n in reference.names)
+
+
+# ---- wrapped models, user-named prunable weights, torch.nn.utils.prune ---------------------------------------------
+class Named(nn.Module):
+    """A model that names its own prunable weights, as our registry models do."""
+
+    def __init__(self, names=("fc2.weight",)):
+        super().__init__()
+        self.fc1, self.fc2, self.names = nn.Linear(4, 4), nn.Linear(4, 2), names
+
+    def prunable_parameter_names(self):
+        return list(self.names)
+
+
+class Wrapper(nn.Module):
+    """Like DistributedDataParallel: the model under `.module`."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+
+def test_a_wrapped_models_own_prunable_names_are_used_through_ddp_and_compile_wrappers():
+    model = Named()
+    for wrapped in (model, Wrapper(model), torch.compile(model), Wrapper(torch.compile(model))):
+        assert PruningMask(wrapped).names == ["fc2.weight"]
+
+
+def test_a_compiled_submodule_is_named_as_in_the_bare_model():
+    model = nn.Sequential(nn.Linear(4, 4))
+    model.add_module("head", torch.compile(nn.Linear(4, 2)))  # named_parameters: head._orig_mod.weight
+    assert PruningMask(model).names == ["0.weight", "head.weight"]
+
+
+def test_a_prunable_name_that_is_not_a_parameter_is_refused_by_name():
+    assert message(lambda: PruningMask(Named(names=("fc2.weight", "fc9.weight", "fc8.weight")))) == (
+        "prunable_parameter_names() returns 'fc9.weight', which is not a parameter of the model; return names as "
+        "model.named_parameters() spells them")
+
+
+def test_torch_prune_masks_are_found_after_other_buffers_and_on_a_bare_layer():
+    import torch.nn.utils.prune as torch_prune
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    torch_prune.l1_unstructured(model[1], "weight", amount=1)  # after running_mean, running_var, ...
+    torch_prune.l1_unstructured(model[0], "weight", amount=4)
+    assert PruningMask.from_torch_prune(model).names == ["0.weight", "1.weight"]
+    bare = nn.Linear(4, 3)
+    torch_prune.l1_unstructured(bare, "weight", amount=2)
+    assert PruningMask.from_torch_prune(bare).names == ["weight"]
+    assert message(lambda: PruningMask(bare)) == (
+        "weight is pruned by torch.nn.utils.prune; read its mask with PruningMask.from_torch_prune(model), or call "
+        "torch.nn.utils.prune.remove first")
+
+
+def test_masks_given_as_numbers_become_bool_masks_on_the_cpu():
+    mask = PruningMask(masks={"w": torch.tensor([1.0, 0.0, 2.0])})
+    assert mask["w"].dtype == torch.bool and mask["w"].tolist() == [True, False, True]
+    assert PruningMask(nn.Linear(3, 2, device="meta"))["weight"].device.type == "cpu"
+
+
+def test_the_constructors_messages_in_full():
+    assert message(lambda: PruningMask()) == (
+        "PruningMask needs a model (PruningMask(model)) or masks= (a dict of bool tensors)")
+    assert message(lambda: PruningMask(nn.Sequential(nn.ReLU()))).startswith(
+        "no prunable parameters found; pass include=['pattern*'] or types=(nn.Linear, ...) naming the weights to prune")
+    model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(3)])
+    assert message(lambda: PruningMask(model, include=["x*"])) == (
+        "include=['x*'] matches no parameter; names look like ['0.weight', '0.bias', '1.weight', '1.bias']")
+
+
+def test_validate_names_every_missing_and_misshapen_layer():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 3))
+    mask = PruningMask(masks={"0.weight": torch.ones(2, 2, dtype=torch.bool), "1.weight": torch.ones(2, 3, dtype=torch.bool),
+                              "5.weight": torch.ones(1, dtype=torch.bool), "6.weight": torch.ones(1, dtype=torch.bool),
+                              "0.bias": torch.ones(3, dtype=torch.bool)})
+    assert message(lambda: mask.validate(model)) == (
+        "mask does not fit this model: layers not in the model: 5.weight, 6.weight; shape mismatch: 1.weight (mask "
+        "(2, 3) vs weight (3, 2)), 0.bias (mask (3,) vs weight (2,)). Load a mask made for this architecture (same "
+        "model name and kwargs)")
+
+
+# ---- the pruners' remaining edges ----------------------------------------------------------------------------------
+def test_bad_min_density_and_layer_rate_messages_in_full():
+    assert message(lambda: MagnitudePruner(min_density=1.0)) == (
+        "min_density=1.0 is not a fraction in [0, 1); pass e.g. 0.0 (keep one weight per layer), 0.01 (keep 1 %) or "
+        "None (no guard)")
+    assert message(lambda: MagnitudePruner(layer_rates={"fc*": 1.5})).startswith("layer_rates['fc*']=1.5 ")
+
+
+def test_the_collapse_floor_forgives_float_noise_below_a_millionth():
+    assert MagnitudePruner(min_density=0.0100000008).floor_for(torch.ones(100, dtype=torch.bool)) == 1
+    assert MagnitudePruner(min_density=0.07).floor_for(torch.ones(100, dtype=torch.bool)) == 7
+
+
+def three_layers(*scales):
+    model = nn.Sequential(*[nn.Linear(10, 1, bias=False) for _ in scales])
+    with torch.no_grad():
+        for layer, scale in zip(model, scales):
+            layer.weight.copy_(scale * torch.arange(1, 11, dtype=torch.float32).view(1, 10))
+    return model
+
+
+def test_the_collapse_guard_holds_layers_found_over_their_floor_in_later_passes_too():
+    model = three_layers(0.01, 1.0, 100.0)  # pass 1 holds layer 0; the remainder then overshoots layer 1
+    with pytest.warns(UserWarning, match=r"stopped pruning 2 layer\(s\) at their floor: 0.weight, 1.weight;"):
+        mask = MagnitudePruner(min_density=0.5).prune(model, PruningMask(model), 14 / 30)
+    assert [int((~mask[f"{i}.weight"]).sum()) for i in range(3)] == [5, 5, 4]
+
+
+def test_a_layer_whose_rate_is_zero_does_not_stop_the_layers_after_it():
+    model = three_layers(1.0, 1.0, 1.0)
+    mask = MagnitudePruner(layer_rates={"0.weight": 0.0}).prune_fraction(model, PruningMask(model), 0.5)
+    assert [int((~mask[f"{i}.weight"]).sum()) for i in range(3)] == [0, 5, 5]
+
+
+def test_nan_weights_are_refused_naming_at_most_three_layers():
+    model = nn.Sequential(*[nn.Linear(3, 3) for _ in range(4)])
+    with torch.no_grad():
+        for layer in model:
+            layer.weight[0, 0] = float("nan")
+    assert message(lambda: MagnitudePruner().prune(model, PruningMask(model), 0.5)) == (
+        "weights of 0.weight, 1.weight, 2.weight are NaN or infinite, so their magnitudes rank nothing; training "
+        "diverged: lower the learning rate (--lr) or add warmup")
+
+
+def test_a_target_that_prunes_every_weight_it_may_touch_is_refused_in_full():
+    model = nn.Linear(10, 10)
+    assert message(lambda: MagnitudePruner(min_density=None).prune(model, PruningMask(model), 0.9999999)) == (
+        "this target prunes every remaining weight it may touch; pass a lower sparsity (e.g. 0.99)")
+
+
+def reference_lowest(weights, alive, count):
+    flat = torch.cat([w.reshape(-1) for w in weights]).abs().double().numpy()
+    keep = torch.cat([k.reshape(-1) for k in alive]).numpy().copy()
+    survivors = np.flatnonzero(keep)
+    keep[survivors[np.argsort(flat[survivors], kind="stable")[:count]]] = False
+    out, start = [], 0
+    for w in weights:
+        out.append(torch.from_numpy(keep[start:start + w.numel()].copy()).view_as(w))
+        start += w.numel()
+    return out
+
+
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_select_lowest_matches_a_full_sort_over_many_weights_and_chunks(monkeypatch, chunk):
+    from lottery_ticket.pruning import selection
+
+    if chunk:
+        monkeypatch.setattr(selection, "CHUNK", chunk)  # the multi-chunk path, without 4M-weight layers
+    g = torch.Generator().manual_seed(0)
+    weights = [torch.randn(n, generator=g) for n in (300, 517, 1000)]
+    dense = [torch.ones(n, dtype=torch.bool) for n in (300, 517, 1000)]
+    pruned = [torch.rand(n, generator=g) > 0.3 for n in (300, 517, 1000)]  # the survivors-only path
+    for keep, count in [(dense, 1), (dense, 2), (dense, 901), (dense, 1816), (pruned, 1), (pruned, 700)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. torch resizing an `out=` slice of the wrong length
+            got = selection.select_lowest(weights, keep, count)
+        assert all(torch.equal(a, b) for a, b in zip(got, reference_lowest(weights, keep, count)))
