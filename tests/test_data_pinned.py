@@ -23,6 +23,7 @@ from lottery_ticket.data import (
     ENV_VAR,
     IDX_FILES,
     DatasetSpec,
+    default_cache,
     default_dataset,
     download_dataset,
     load_dataset,
@@ -379,3 +380,15 @@ def test_the_default_dataset_is_mnist1d_cached_in_its_own_folder_with_training_s
     assert (len(data.train), len(data.val), len(data.test)) == (3500, 500, 1000)
     assert data.mean == (float(data.train.x.mean()),) and data.std == (float(data.train.x.std()),)
     assert int(torch.cat([data.train.y, data.val.y, data.test.y]).max()) == 9
+
+
+def test_the_default_cache_is_xdg_cache_home_read_at_each_call_else_dot_cache_in_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for unset in (None, ""):  # an empty XDG_CACHE_HOME counts as unset (the XDG spec)
+        if unset is None:
+            monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+        else:
+            monkeypatch.setenv("XDG_CACHE_HOME", unset)
+        assert default_cache() == tmp_path / "home" / ".cache" / "lottery_ticket"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache() == tmp_path / "xdg" / "lottery_ticket"

@@ -203,5 +203,5 @@ def default_dataset() -> str:
     return "mnist1d"
 
 
-__all__ = ["DATASETS", "ArrayDataset", "DataSplits", "DatasetSpec", "InMemoryLoader", "default_dataset", "download_dataset",
-           "load_dataset", "resolve_data_dir", "torch_dataloader", "verify_files"]
+__all__ = ["DATASETS", "ArrayDataset", "DataSplits", "DatasetSpec", "InMemoryLoader", "default_cache", "default_dataset",
+           "download_dataset", "load_dataset", "resolve_data_dir", "torch_dataloader", "verify_files"]
