@@ -233,19 +233,26 @@ def half_pruned_start(model) -> PruningMask:
     return mask
 
 
+class Fc1Recording(SynFlowPruner):
+    """SynFlow that records fc1's density each time it scores."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.densities: list[float] = []
+
+    def scores(self, model, mask):
+        pruned, total = count_pruned(mask, ["fc1.weight"])
+        self.densities.append(1 - pruned / total)
+        return super().scores(model, mask)
+
+
 def test_synflow_schedule_starts_from_the_eligible_density_of_a_pruned_mask():
     torch.manual_seed(0)
     model = TinyMLP()
     start = half_pruned_start(model)
-    densities = []
-
-    class Recording(SynFlowPruner):
-        def scores(self, model, mask):
-            pruned, total = count_pruned(mask, ["fc1.weight"])
-            densities.append(1 - pruned / total)
-            return super().scores(model, mask)
-
-    new = Recording(exclude=("fc2.*",), input_shape=(20,), iterations=4).prune(model, start, 0.9)
+    pruner = Fc1Recording(exclude=("fc2.*",), input_shape=(20,), iterations=4)
+    new = pruner.prune(model, start, 0.9)
+    densities = pruner.densities
     # the eligible density goes 0.5 -> 0.1 as 0.5 * (0.1 / 0.5) ** (k / 4), to one weight
     assert len(densities) == 4
     for k, d in enumerate(densities):
@@ -259,17 +266,10 @@ def test_synflow_at_or_past_its_target_scores_once_and_returns_the_mask_unchange
     torch.manual_seed(0)
     model = TinyMLP()
     start = half_pruned_start(model)
-    rounds = []
-
-    class Counting(SynFlowPruner):
-        def scores(self, model, mask):
-            rounds.append(1)
-            return super().scores(model, mask)
-
     for target in (0.3, 0.5):  # past the eligible sparsity (0.5), and exactly on it
-        rounds.clear()
-        assert Counting(exclude=("fc2.*",), input_shape=(20,), iterations=3).prune(model, start, target) == start
-        assert len(rounds) == 1, target  # no schedule to iterate: one scoring, not `iterations`
+        pruner = Fc1Recording(exclude=("fc2.*",), input_shape=(20,), iterations=3)
+        assert pruner.prune(model, start, target) == start
+        assert len(pruner.densities) == 1, target  # no schedule to iterate: one scoring, not `iterations`
 
 
 @pytest.mark.parametrize("iterations", [1, 3])
