@@ -10,6 +10,10 @@ def scaled_cross_entropy(outputs, targets):
     return 2.0 * F.cross_entropy(outputs, targets)
 
 
+def not_a_module():
+    return "a model factory that returns a string"
+
+
 def wrong_shape_data():
     import torch
     from torch.utils.data import DataLoader, TensorDataset

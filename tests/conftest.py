@@ -1,4 +1,5 @@
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,10 @@ MNIST1D_DIR = Path(__file__).resolve().parents[1] / ".test-cache" / "mnist1d"
 MNIST1D_DIR.mkdir(parents=True, exist_ok=True)
 (_session_cache / "lottery_ticket").mkdir()
 (_session_cache / "lottery_ticket" / "mnist1d").symlink_to(MNIST1D_DIR, target_is_directory=True)
+# The run folders' signing key (experiment/trust.py): the session's own, never the user's ~/.config, set for the whole
+# session so module-scoped fixtures and subprocesses sign and verify with the same key.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="lottery_ticket_test_config_")
+os.environ.pop("LOTTERY_TICKET_KEY", None)
 
 
 @pytest.fixture(autouse=True)

@@ -97,11 +97,16 @@ def test_a_loss_of_your_own_is_used(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--model", "no_such_pkg.nets:build"], "cannot import 'no_such_pkg.nets'"),
-    (["--model", "os:no_such_thing"], "module 'os' has no 'no_such_thing'"),
-    (["--model", "os:getcwd"], "returned a str, not a torch.nn.Module"),
+    (["--model", "tests.byo_losses:no_such_thing"], "module 'tests.byo_losses' has no 'no_such_thing'"),
+    (["--model", "tests.byo_losses:not_a_module"], "returned a str, not a torch.nn.Module"),
     (["--model", "not a path"], "unknown model"),
     (["--data", "no_such_pkg:loaders"], "cannot import 'no_such_pkg'"),
-    (["--loss", "os:sep"], "is a str, not a callable"),
+    (["--loss", "tests.byo_losses:CALLS"], "is a list, not a callable"),
+    (["--model", "os:getcwd"], "names a standard-library or code-loading module"),
+    (["--model", "subprocess:run"], "names a standard-library or code-loading module"),
+    (["--loss", "builtins:eval"], "names a standard-library or code-loading module"),
+    (["--model", "torch.hub:load"], "names a standard-library or code-loading module"),
+    (["--model", "tests.byo_losses:_private"], "names a private or dunder attribute"),
 ])
 def test_bad_import_paths_are_one_line_before_anything_is_written(tmp_path, capsys, args, message):
     out = tmp_path / "run"

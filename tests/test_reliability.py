@@ -89,6 +89,9 @@ def test_user_entries_inside_a_run_folder_survive_resume_and_our_orphans_do_not(
 def test_an_infinite_learning_rate_stops_at_once_with_one_line(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["find", *TINY, "--lr", "inf", "--budget", "49it", "--out", str(out)]) == 2
+    assert "lr=inf must be a finite number" in one_line_error(capsys)
+    assert not out.exists()  # refused with the settings, before the folder exists
+    assert main(["find", *TINY, "--lr", "1e38", "--budget", "49it", "--out", str(out)]) == 2  # finite, but diverges
     assert "training diverged" in one_line_error(capsys)
     assert not (out / "seed_0" / "masks" / "round_01.safetensors").exists()
     assert not (out / "seed_0" / "rounds" / "round_00.json").exists()

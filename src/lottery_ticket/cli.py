@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -22,6 +23,10 @@ EPILOG = """examples:
 """
 
 
+TRUST_HELP = ("import the model/data/loss code the run folder names even though you did not make it (its config.json "
+              "is not signed with your key): only for folders whose code you have read")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem, like every other error of ours."""
 
@@ -30,8 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _csv_ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
+    try:  # int() also takes '٣' and '1_000': seeds are written in ASCII digits only
+        values = tuple(int(x) for x in text.split(",") if x.strip()) if re.fullmatch(r"[\d,\s-]*", text, re.ASCII) else ()
     except ValueError:
         values = ()
     if not values:
@@ -44,6 +49,16 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     if min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: every value must be >= 1, e.g. 1,64,1024")
     return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or not text.strip().isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -65,12 +80,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                                                            "$LOTTERY_TICKET_MIRROR is tried first)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="save mid-training state every N steps (default 500)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=500, metavar="N",
+                   help="save mid-training state every N steps (default 500)")
     p.add_argument("--distributed", action="store_true", help="train with DDP (launch with torchrun)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars to RUN_DIR/tensorboard "
                                                                "(needs `pip install tensorboard`)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="train N seeds at once in N processes, one thread each (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="train N seeds at once in N processes, one thread each (default 1; resume: the run's own)")
 
 
 def _version() -> str:
@@ -140,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue an interrupted run folder")
     resume.add_argument("run_dir")
+    resume.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     _add_run_options(resume)
 
     rep = sub.add_parser("report", help="print the summary table and write plots/*.png")
@@ -178,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with different data orders, and measure the test error along the straight line "
                                       "between them. Results in RUN_DIR/instability/; rerunning skips what is done.")
     inst.add_argument("run_dir", metavar="RUN_DIR")
+    inst.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     inst.add_argument("--rewind-steps", type=_csv_ints, required=True, metavar="K,...",
                       help="steps k at which the two copies split, e.g. 0,100,500 (each below the run's budget)")
     inst.add_argument("--levels", type=_csv_ints, metavar="L,...",
@@ -189,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--download", action="store_true", help="fetch missing or damaged dataset files")
     inst.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     inst.add_argument("--quiet", action="store_true", help="no progress bars")
-    inst.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+    inst.add_argument("--checkpoint-every", type=_positive_int, default=500, metavar="N",
                       help="save a copy's mid-training state every N steps (default 500)")
     return parser
 
@@ -280,7 +298,7 @@ def _runner(config, out: str, args, distributed: bool):
     progress = not args.quiet and sys.stderr.isatty()
     return ExperimentRunner(config, out, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
                             device=device, progress=progress, checkpoint_every=args.checkpoint_every,
-                            collective=collective, workers=args.workers, tensorboard=args.tensorboard,
+                            collective=collective, workers=args.workers or 1, tensorboard=args.tensorboard,
                             download=args.download,
                             log=None if collective.is_writer else _quiet,
                             command=shlex.join(["lottery-ticket", *(sys.argv[1:] if _ARGV is None else _ARGV)]))
@@ -313,7 +331,12 @@ def cmd_resume(args) -> int:
     from .experiment.report import format_table
     from .experiment.runfolder import RunFolder, read_run_config
 
-    config = read_run_config(RunFolder(Path(args.run_dir)))
+    from .experiment.runfolder import reuse_execution
+
+    folder = RunFolder(Path(args.run_dir))
+    config = read_run_config(folder, run_code=True, trust_code=args.trust_code)
+    if args.workers is None:  # the process/thread setup the run was made with: float sums in the same order
+        args.workers = reuse_execution(folder)
     runner = _runner(config, args.run_dir, args, args.distributed)
     summary = runner.run()
     if runner.is_writer:
@@ -374,7 +397,8 @@ def cmd_instability(args) -> int:
         summary = run_instability(args.run_dir, rewind_steps=args.rewind_steps, levels=args.levels, points=args.points,
                                   seed=args.seed, data_dir=args.data_dir, verify_checksums=not args.no_verify_checksums,
                                   download=args.download, device=_default_device(args.device),
-                                  progress=not args.quiet and sys.stderr.isatty(), checkpoint_every=args.checkpoint_every)
+                                  progress=not args.quiet and sys.stderr.isatty(), checkpoint_every=args.checkpoint_every,
+                                  trust_code=args.trust_code)
     except KeyboardInterrupt:
         print("\nlottery-ticket: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
@@ -409,6 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
+    empty = [name for name, value in vars(args).items() if isinstance(value, str) and not value.strip()]
+    if empty:
+        option = "--" + empty[0].replace("_", "-") if empty[0] not in ("run_dir",) else "RUN_DIR"
+        print(f"lottery-ticket: error: {option} is empty; give it a value or leave it out", file=sys.stderr)
+        return 2
+    if any(not str(d).strip() for d in getattr(args, "run_dirs", None) or ()):
+        print("lottery-ticket: error: an empty RUN_DIR was given; pass run folder paths", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2

@@ -5,8 +5,11 @@ Unknown keys fail (`from_dict`), and the resolved config is what every run folde
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
@@ -14,6 +17,39 @@ from .errors import LotteryTicketError
 from .sparsity import check_rounds, check_sparsity
 
 T = TypeVar("T")
+
+# Field types as the annotations spell them (this module's annotations are strings): what a TOML file or a stored
+# config.json may hold for each. A string "0.1" for lr is refused here, not deep inside the optimizer.
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_TYPE_CHECKS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "str | None": (lambda v: v is None or isinstance(v, str), "a string"),
+    "float": (_is_number, "a number"),
+    "float | None": (lambda v: v is None or _is_number(v), "a number"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "tuple[str, ...]": (lambda v: isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "tuple[int, ...]": (lambda v: isinstance(v, (tuple, list)) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                       for x in v), "a list of integers"),
+    "dict[str, float]": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and _is_number(x) for k, x in v.items()),
+                         "a table of name = number"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a table"),
+}
+
+
+def check_field_types(config: Any) -> None:
+    """One line for the first field whose value is not of its declared type (the annotations above)."""
+    for f in dataclasses.fields(config):
+        check = _TYPE_CHECKS.get(f.type) if isinstance(f.type, str) else None
+        value = getattr(config, f.name)
+        if check is not None and not check[0](value):
+            raise LotteryTicketError(f"{f.name}={value!r} must be {check[1]}, not {type(value).__name__}")
+        if check is not None and f.type.startswith("float") and value is not None and not math.isfinite(value):
+            raise LotteryTicketError(f"{f.name}={value!r} must be a finite number")
+
 
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(it|ep)\s*$")
 
@@ -74,6 +110,7 @@ class TrainConfig:
                                                                      "measured faster on this machine; CPU)"})
 
     def __post_init__(self):
+        check_field_types(self)
         if self.optimizer not in ("sgd", "adam", "adamw"):
             raise LotteryTicketError(f"optimizer={self.optimizer!r} is unknown; choose sgd, adam or adamw")
         if self.schedule not in ("constant", "step", "cosine"):
@@ -84,16 +121,27 @@ class TrainConfig:
             raise LotteryTicketError(f"sparse_training={self.sparse_training!r} is unknown; choose auto, on or off")
         if not (self.lr > 0):
             raise LotteryTicketError(f"lr={self.lr!r} must be > 0")
+        for name in ("momentum", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise LotteryTicketError(f"{name}={getattr(self, name)!r} must be >= 0")
+        if not (0 < self.gamma):
+            raise LotteryTicketError(f"gamma={self.gamma!r} must be > 0")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise LotteryTicketError(f"batch_size={self.batch_size!r} must be an integer >= 1")
         if not isinstance(self.validation, bool):
             raise LotteryTicketError(f"validation={self.validation!r} must be true or false")
-        Budget.parse(self.budget)
+        budget = Budget.parse(self.budget)
         if self.warmup is not None:
-            Budget.parse(self.warmup)
+            warmup = Budget.parse(self.warmup)
+            if warmup.unit == budget.unit and warmup.amount > budget.amount:
+                raise LotteryTicketError(f"warmup={self.warmup!r} is longer than the budget {self.budget!r}; "
+                                         "pass a shorter --warmup")
         if self.eval_every is not None:
             Budget.parse(self.eval_every)
-        self.milestones = tuple(str(Budget.parse(m)) for m in self.milestones)
+        milestones = [Budget.parse(m) for m in self.milestones]
+        if len({m.unit for m in milestones}) == 1 and any(b.amount <= a.amount for a, b in zip(milestones, milestones[1:])):
+            raise LotteryTicketError(f"milestones {list(self.milestones)} must increase, e.g. 20000it,25000it")
+        self.milestones = tuple(str(m) for m in milestones)
 
 
 @dataclass
@@ -121,6 +169,7 @@ class PruneConfig:
     def __post_init__(self):
         from .pruning.registry import PRUNERS, parse_nm
 
+        check_field_types(self)
         if self.pruner not in PRUNERS:
             raise LotteryTicketError(f"unknown pruner {self.pruner!r}; choose from {', '.join(PRUNERS)}")
         parse_nm(self.nm)
@@ -173,6 +222,20 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+# Reading a stored config (a run folder someone handed you) must not import the code it names: inside
+# `unresolved()`, import paths are checked for their form only, and resolved later where the user trusts them.
+_RESOLVE_IMPORTS = contextvars.ContextVar("lottery_ticket_resolve_imports", default=True)
+
+
+@contextmanager
+def unresolved():
+    token = _RESOLVE_IMPORTS.set(False)
+    try:
+        yield
+    finally:
+        _RESOLVE_IMPORTS.reset(token)
+
+
 RUN_FORMAT = "lottery_ticket.run/2"  # run/1: before run identity ignored defaults (see _prune_from_v1)
 
 
@@ -198,21 +261,29 @@ class ExperimentConfig:
         from .data import DATASETS
         from .imp.controls import CONTROLS
         from .models import get_model_class
-        from .plugins import is_import_path, load_object
+        from .plugins import check_import_path, is_import_path
 
+        self.seeds = tuple(self.seeds) if isinstance(self.seeds, (list, tuple)) else self.seeds
+        self.controls = tuple(self.controls) if isinstance(self.controls, (list, tuple)) else self.controls
+        check_field_types(self)
+        for name, cls in (("train", TrainConfig), ("prune", PruneConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise LotteryTicketError(f"{name} must be a table of {cls.__name__} settings, not "
+                                         f"{type(getattr(self, name)).__name__}")
         # Unknown names and import paths that do not resolve fail here, before any folder is touched.
         if is_import_path(self.model):
-            load_object(self.model, "model")
+            check_import_path(self.model, "model")
         else:
             get_model_class(self.model)
         if is_import_path(self.dataset):
-            load_object(self.dataset, "data")
+            check_import_path(self.dataset, "data")
         elif self.dataset not in DATASETS:
             raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}, "
                                      "or give your own as 'package.module:callable'")
         if self.train.loss != "cross_entropy":
-            load_object(self.train.loss, "loss")
-        self.seeds = tuple(self.seeds)
+            check_import_path(self.train.loss, "loss")
+        if _RESOLVE_IMPORTS.get():
+            self.resolve_code()
         if any(isinstance(s, bool) or not isinstance(s, int) or not (0 <= s < 2**31) for s in self.seeds):
             raise LotteryTicketError(f"seeds {list(self.seeds)} must be integers in [0, 2**31); pass e.g. --seeds 0,1,2")
         if not self.seeds:
@@ -225,6 +296,20 @@ class ExperimentConfig:
             raise LotteryTicketError(f"unknown control(s) {bad}; choose from {', '.join(CONTROLS)}")
         if self.early_bird is not None and not (0 < self.early_bird < 1):
             raise LotteryTicketError(f"early_bird={self.early_bird!r} must be in (0, 1), e.g. 0.1")
+
+    def code_paths(self) -> list[tuple[str, str]]:
+        """(what, 'package.module:callable') for each of your own model, data and loss this experiment imports."""
+        from .plugins import is_import_path
+
+        named = (("model", self.model), ("data", self.dataset), ("loss", self.train.loss))
+        return [(what, path) for what, path in named if is_import_path(path)]
+
+    def resolve_code(self) -> None:
+        """Import your own model, data and loss: one line if one does not resolve to a callable."""
+        from .plugins import load_object
+
+        for what, path in self.code_paths():
+            load_object(path, what)
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same experiment: every field that differs from its default.
@@ -276,7 +361,7 @@ class ExperimentConfig:
                 prune = _prune_from_v1(prune)
             data["prune"] = from_dict(PruneConfig, prune)
         for key in ("seeds", "controls"):
-            if key in data:
+            if isinstance(data.get(key), list):  # anything else is refused by its type, not split into characters
                 data[key] = tuple(data[key])
         return cls(**data)
 

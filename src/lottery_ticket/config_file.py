@@ -28,6 +28,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise LotteryTicketError(f"config file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise LotteryTicketError(f"config file {path} is a folder; pass a .toml file to --config") from None
+    except OSError as exc:
+        raise LotteryTicketError(f"cannot read config file {path} ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LotteryTicketError(f"config file {path} is not valid TOML ({exc})") from None
     for key in NESTED:
@@ -48,25 +52,20 @@ def merged(base: dict[str, Any], file: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_toml(config: dict[str, Any]) -> str:
-    """A resolved ExperimentConfig dict as TOML (None values are left out: they are the defaults)."""
-    lines = []
-    for key, value in config.items():
-        if key not in NESTED and value is not None:
-            lines.append(f"{key} = {_value(value)}")
-    for table in NESTED:
-        lines += ["", f"[{table}]"] + [f"{k} = {_value(v)}" for k, v in config.get(table, {}).items() if v is not None]
-    return "\n".join(lines) + "\n"
+    """A resolved ExperimentConfig dict as TOML (None values are left out: they are the defaults). Written by a
+    TOML library, so any key (one with a space or a quote, in [model_kwargs]) reads back as itself."""
+    import tomli_w
 
+    def without_none(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, (list, tuple)):
+            return [without_none(v) for v in value]
+        return value
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_value(v)}" for k, v in value.items()) + "}"
-    raise LotteryTicketError(f"cannot write {value!r} to TOML")
+    top = {k: v for k, v in without_none(config).items() if k not in NESTED}
+    tables = {k: without_none(config.get(k, {})) for k in NESTED}
+    try:
+        return tomli_w.dumps({**top, **tables})
+    except TypeError as exc:
+        raise LotteryTicketError(f"cannot write the config as TOML ({exc})") from None

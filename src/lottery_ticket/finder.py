@@ -115,9 +115,23 @@ class _Functions:
     def evaluate(self, model) -> dict:
         value = self.eval_fn(model)
         if not isinstance(value, Mapping):
-            return {"accuracy": float(value)}
+            return {"accuracy": _accuracy(value)}
         # A dict without "accuracy" goes through as it is: the engine says what is missing, for every entry point.
-        return {**value, "accuracy": float(value["accuracy"])} if "accuracy" in value else dict(value)
+        return {**value, "accuracy": _accuracy(value["accuracy"])} if "accuracy" in value else dict(value)
+
+
+def _accuracy(value) -> float:
+    """eval_fn's accuracy as a float, or one line: a NaN, an infinity, a negative number, None, a string or a tensor
+    would otherwise become a record that ranks tickets by nonsense."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LotteryTicketError(f"eval_fn returned {type(value).__name__} {value!r:.60}; return the accuracy as a "
+                                 "Python float in [0, 1] (e.g. correct / total, or tensor.item())")
+    if not math.isfinite(value) or value < 0:
+        raise LotteryTicketError(f"eval_fn returned accuracy {value!r}; it must be a finite number >= 0, "
+                                 "e.g. correct / total")
+    return float(value)
 
 
 class ControlResult(dict):

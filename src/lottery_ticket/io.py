@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from .errors import LotteryTicketError
+from .safefs import read_regular_file, refuse_links
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -44,6 +45,7 @@ FILE_MODE = 0o666 & ~_current_umask()
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     tmp = None
+    refuse_links(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -75,16 +77,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
 
 
+MAX_JSON_BYTES = 256 << 20  # records, configs and summaries are kilobytes; a bigger one is not ours
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LotteryTicketError(f"{path} does not exist; check the path") from None
+        return json.loads(read_regular_file(path, MAX_JSON_BYTES).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LotteryTicketError(f"{path} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise LotteryTicketError(f"could not read {path}: {exc.strerror or exc}; check the path and its permissions") from None
+    except RecursionError:  # '[[[[...' 200,000 deep
+        raise LotteryTicketError(f"{path} is not a file of ours: its JSON is nested too deep to read") from None
 
 
 _META_KEY = "lottery_ticket"

@@ -23,9 +23,14 @@ def check_sparsity(value: float, name: str = "sparsity") -> float:
     return s
 
 
+MAX_ROUNDS = 1000  # 0.8 ** 1000 of the weights is none of them; a bigger number is a typo, not an experiment
+
+
 def check_rounds(value: int, name: str = "pruning_rounds") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise LotteryTicketError(f"{name}={value!r} must be an integer >= 1; pass e.g. {name}=5")
+    if value > MAX_ROUNDS:
+        raise LotteryTicketError(f"{name}={value!r} is more than {MAX_ROUNDS} levels; pass e.g. {name}=15")
     return value
 
 

@@ -168,6 +168,9 @@ def load_dataset(name: str | None = None, data_dir: str | os.PathLike | None = N
     """Load a dataset as DataSplits (MNIST 55k/5k/10k, CIFAR-10 45k/5k/10k, MNIST-1D 3.5k/0.5k/1k)."""
     name = name or default_dataset()
     spec = _check_name(name)
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise LotteryTicketError(f"--data-dir {data_dir} is a file; pass the folder that holds (or will hold) the "
+                                 "dataset files")
     if name == "mnist1d":
         cache = Path(data_dir) if data_dir else default_cache() / "mnist1d"
         x, y, xt, yt = load_mnist1d(cache)

@@ -23,18 +23,41 @@ _ALLOWED = {
 }
 
 
+_NDARRAY = object()  # what the pickle gets for numpy.ndarray: only _reconstruct's first argument, never called
+
+
 class _SafeUnpickler(pickle.Unpickler):
+    def __init__(self, file, limit: int, **kwargs):
+        super().__init__(file, **kwargs)
+        self.limit = limit  # no array of the file can be larger than the file itself
+
     def find_class(self, module: str, name: str):
+        if (module, name) == ("numpy", "ndarray"):
+            return _NDARRAY
+        if name == "_reconstruct" and (module, name) in _ALLOWED:
+            return self._reconstruct
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise LotteryTicketError(f"refusing to load {module}.{name} from a CIFAR-10 batch: the file is not a plain "
                                  "CIFAR-10 pickle (it could run code); replace it with the original batch")
 
 
+    def _reconstruct(self, subtype, shape, dtype):
+        """numpy's _reconstruct, for ndarrays only and no larger than the file (a pickle asking for 2**40
+        elements would otherwise allocate them before anything can check)."""
+        dims = shape if isinstance(shape, tuple) else (shape,)
+        if subtype is not _NDARRAY or not all(isinstance(d, int) and d >= 0 for d in dims) or math.prod(dims) > self.limit:
+            raise LotteryTicketError(f"a CIFAR-10 batch asks for an array of shape {shape!r}, larger than the file; "
+                                     "it is not a plain CIFAR-10 pickle: replace it with the original batch")
+        return np.ndarray.__new__(np.ndarray, dims, dtype)
+
+
 def safe_load_batch(path: Path) -> dict:
+    from ..safefs import read_regular_file
+
     try:
-        data = path.read_bytes()
-        obj = _SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+        data = read_regular_file(path)
+        obj = _SafeUnpickler(io.BytesIO(data), len(data), encoding="bytes").load()
     except LotteryTicketError:
         raise
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError) as exc:

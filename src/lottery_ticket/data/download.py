@@ -6,10 +6,12 @@ Nothing here runs in the tests against the network; the same code is tested on l
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +19,17 @@ from ..errors import LotteryTicketError
 
 
 MIRROR_VAR = "LOTTERY_TICKET_MIRROR"  # a base URL tried before the official ones (a local mirror, or a test server)
+DEADLINE_VAR = "LOTTERY_TICKET_DOWNLOAD_DEADLINE"  # seconds one file may take in all (default 3600)
+
+
+def _deadline_seconds() -> float:
+    try:
+        seconds = float(os.environ.get(DEADLINE_VAR, "3600"))
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise LotteryTicketError(f"{DEADLINE_VAR}={os.environ.get(DEADLINE_VAR)!r} must be a number of seconds > 0")
+    return seconds
 
 
 def download_file(urls: list[str], dest: Path, md5: str | None) -> Path:
@@ -30,14 +43,26 @@ def download_file(urls: list[str], dest: Path, md5: str | None) -> Path:
     if mirror:
         urls = [mirror.rstrip("/") + "/" + dest.name, *urls]
     errors = []
+    allowed = _deadline_seconds()
     for url in urls:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
             h = hashlib.md5()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                for block in iter(lambda: response.read(1 << 20), b""):
+            deadline = time.monotonic() + allowed
+            # A server may trickle a byte every few seconds: no single read times out, so the whole file has a
+            # deadline, checked after every chunk (read1 returns what has arrived instead of waiting for 1 MiB).
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=min(60.0, allowed)) as response:
+                read = getattr(response, "read1", response.read)
+                received = 0
+                for block in iter(lambda: read(1 << 20), b""):
                     out.write(block)
                     h.update(block)
+                    received += len(block)
+                    if time.monotonic() > deadline:
+                        raise LotteryTicketError(f"not finished after {allowed:g} s (set {DEADLINE_VAR} to allow longer)")
+                announced = response.headers.get("Content-Length")
+                if announced is not None and announced.isdigit() and int(announced) != received:
+                    raise http.client.IncompleteRead(b"", int(announced) - received)
                 out.flush()
                 os.fsync(out.fileno())
             if md5 is not None and h.hexdigest() != md5:
@@ -46,9 +71,13 @@ def download_file(urls: list[str], dest: Path, md5: str | None) -> Path:
             for stale in dest.parent.glob(f".{dest.name}.*.part"):
                 stale.unlink(missing_ok=True)
             return dest
-        except (OSError, LotteryTicketError, ValueError) as exc:
-            errors.append(f"{url}: {exc}")
+        except (OSError, LotteryTicketError, ValueError, http.client.HTTPException) as exc:
+            # BadStatusLine, IncompleteRead and oversized headers are HTTPExceptions, not OSErrors
+            errors.append(f"{url}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
             Path(tmp).unlink(missing_ok=True)
+        except BaseException:  # Ctrl-C, or anything else: never a .part left behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
     raise LotteryTicketError(f"could not download {dest.name} ({'; '.join(errors)}); download it by hand into {dest.parent}")
 
 

@@ -109,10 +109,15 @@ def error_barrier(errors: Sequence[float]) -> float:
     return max(values) - (values[0] + values[-1]) / 2
 
 
+MAX_POINTS = 1001
+
+
 def alphas(points: int) -> list[float]:
     """`points` evenly spaced α in [0, 1], exactly 0.0 and 1.0 at the ends."""
     if isinstance(points, bool) or not isinstance(points, int) or points < 2:
         raise LotteryTicketError(f"--points {points!r}: need at least 2 (the two endpoints), e.g. --points 11")
+    if points > MAX_POINTS:  # each point is a pass over the test set; more than this resolves nothing the plot shows
+        raise LotteryTicketError(f"--points {points}: at most {MAX_POINTS}, e.g. --points 11")
     return [i / (points - 1) for i in range(points)]
 
 
@@ -147,14 +152,22 @@ class InstabilityAnalysis:
     def __init__(self, run_dir: str | Path, *, rewind_steps: Sequence[int], levels: Sequence[int] | None = None,
                  points: int = 11, seed: int | None = None, data_dir: str | None = None, verify_checksums: bool = True,
                  download: bool = False, device: str = "cpu", progress: bool = False, checkpoint_every: int = 500,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, trust_code: bool = False):
         from ..imp.store import FolderStore
         from .runfolder import RunFolder, read_run_config
         from .runner import ExperimentRunner
 
         self.folder = RunFolder(Path(run_dir))
         self.alphas = alphas(points)
-        self.config = read_run_config(self.folder)  # "holds no config.json; pass a folder made by ..."
+        from ..safefs import refuse_read_only
+
+        refuse_read_only(self.folder.root, "instability")
+        # "holds no config.json; pass a folder made by ..."; its own model/data code only if signed or trusted
+        self.config = read_run_config(self.folder, run_code=True, trust_code=trust_code)
+        if levels is not None and len(set(levels)) != len(levels):
+            raise LotteryTicketError(f"--levels {','.join(map(str, levels))} repeats a level; give each level once")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise LotteryTicketError(f"--checkpoint-every {checkpoint_every!r} must be an integer >= 1, e.g. 500")
         seeds = tuple(self.config.seeds)
         self.seed = seeds[0] if seed is None else seed
         if self.seed not in seeds:
@@ -187,6 +200,7 @@ class InstabilityAnalysis:
         self.dense = finished[0]
         self.runner = ExperimentRunner(self.config, self.folder.root, data_dir=data_dir, verify_checksums=verify_checksums,
                                        device=device, progress=False, download=download)
+        self.runner.check_model()  # [model_kwargs] the model refuses: one line, before anything is trained
         self.device = self.runner.device
         self.budget = self.runner.iterations(self.config.train.budget)  # T (loads the data)
         for k in rewind_steps:
@@ -206,6 +220,9 @@ class InstabilityAnalysis:
     def run(self) -> dict[str, Any]:
         from .locks import LOCK_NAME, file_lock, holder
 
+        from ..safefs import refuse_links
+
+        refuse_links(self.root, folder=True)
         self.root.mkdir(parents=True, exist_ok=True)
         lock = self.root / LOCK_NAME
         with file_lock(lock, blocking=False) as free:
@@ -358,7 +375,10 @@ class InstabilityAnalysis:
         record = {**identity, "iterations": metrics["iterations"], "final_train_loss": metrics["final_train_loss"],
                   "test_error": 1.0 - test["accuracy"], "test_loss": test["loss"], "train_seconds": seconds}
         _store(folder, f"copy_{copy}", snapshot(model), record)
+        from ..safefs import refuse_links
+
         for suffix in (".json", ".safetensors"):
+            refuse_links(checkpoint.with_suffix(suffix))
             checkpoint.with_suffix(suffix).unlink(missing_ok=True)
         self.log(f"instability seed {self.seed} level {lv.level} k={k} copy {copy} (data seed {identity['data_seed']}): "
                  f"trained steps {k}..{metrics['iterations']}, test error {100 * record['test_error']:.2f}% [{seconds:.0f} s]")

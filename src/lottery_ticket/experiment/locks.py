@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,10 +24,24 @@ LOCK_NAME = ".lock"
 
 @contextmanager
 def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on `path` (created if missing); yields False when non-blocking and taken."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold an exclusive lock on `path` (created if missing); yields False when non-blocking and taken.
+
+    Never through a link (the lock file, or a folder above it in the run folder): a `.lock` pointing at
+    ~/.bashrc would otherwise be truncated by the first process that takes it."""
+    from ..errors import LotteryTicketError
+    from ..safefs import refuse_links
+
+    refuse_links(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as exc:
+        raise LotteryTicketError(f"cannot lock {path} ({exc.strerror or exc}): the run folder must be writable by you "
+                                 "and its .lock a regular file; copy the folder somewhere writable, or choose another "
+                                 "--out") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LotteryTicketError(f"{path} is not a regular file; remove it and run the command again")
         if fcntl is None:
             yield True
             return
@@ -47,7 +62,10 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
 
 def holder(path: Path) -> str:
     """Who holds (or last held) the lock at `path`, as its holder wrote it: 'pid N on HOST'."""
+    from ..errors import LotteryTicketError
+    from ..safefs import read_regular_file
+
     try:
-        return path.read_text().strip() or "another process"
-    except OSError:
+        return read_regular_file(path, limit=4096).decode(errors="replace").strip() or "another process"
+    except LotteryTicketError:
         return "another process"

@@ -69,6 +69,9 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..safefs import refuse_read_only
+
+    refuse_read_only(folder.root, "report's plots")
     levels = summary["levels"]
     written = []
 

@@ -35,6 +35,11 @@ CONTROL_FILE = re.compile(rf"^({'|'.join(CONTROL_RECORDS)})_round_(\d{{2,}})\.js
 class RunFolder:
     root: Path
 
+    def __post_init__(self):
+        from ..safefs import confine
+
+        confine(self.root)  # whatever we write below it never goes through a link (safefs.refuse_links)
+
     @property
     def config(self) -> Path:
         return self.root / "config.json"
@@ -91,9 +96,14 @@ class SeedFolder:
         return self.root / "checkpoints" / stage
 
 
-def read_run_config(folder: RunFolder):
-    """The ExperimentConfig a run folder's config.json holds (older formats are read in today's terms)."""
-    from ..config import ExperimentConfig
+def read_run_config(folder: RunFolder, *, run_code: bool = False, trust_code: bool = False):
+    """The ExperimentConfig a run folder's config.json holds (older formats are read in today's terms).
+
+    Reading imports nothing. With `run_code` (resume, instability: they build the model and load the data), the
+    folder's own model/data/loss import paths are allowed only when its signature is this user's
+    (experiment/trust.py) or `trust_code` is given; then its recorded import roots go on sys.path, last.
+    """
+    from ..config import ExperimentConfig, unresolved
     from ..errors import LotteryTicketError
     from ..io import read_json
 
@@ -107,16 +117,67 @@ def read_run_config(folder: RunFolder):
         # Every setting, seeds included: a flipped digit must not silently become another seed or learning rate.
         raise LotteryTicketError(f"{folder.config} was edited or damaged (its settings no longer match the hash "
                                  f"written with them); {advice}")
-    from ..plugins import add_import_roots
-
-    add_import_roots(stored.get("import_roots"))  # your own model/data modules, wherever `resume` runs from
+    roots = stored.get("import_roots", [])
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise LotteryTicketError(f"{folder.config}: import_roots must be a list of folders, not {roots!r}; {advice}")
+    format = stored.get("format", "lottery_ticket.run/1")
+    if format not in ("lottery_ticket.run/1", "lottery_ticket.run/2"):
+        raise LotteryTicketError(f"{folder.config}: unknown format {format!r}; {advice}")
     try:
-        config = ExperimentConfig.from_dict(stored["experiment"], format=stored.get("format", "lottery_ticket.run/1"))
-    except LotteryTicketError:
-        raise
+        with unresolved():
+            config = ExperimentConfig.from_dict(stored["experiment"], format=format)
+    except LotteryTicketError as exc:
+        raise LotteryTicketError(f"{folder.config} does not describe an experiment ({exc}); {advice}") from None
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise LotteryTicketError(f"{folder.config} does not describe an experiment ({exc}); {advice}") from None
+    if run_code and config.code_paths():
+        from .trust import verifies
+
+        if not trust_code and not verifies(signed_part(stored["experiment"], roots), stored.get("signature")):
+            named = ", ".join(f"{what} {path!r}" for what, path in config.code_paths())
+            raise LotteryTicketError(f"{folder.root} names code to import ({named}) and was not made by you (its "
+                                     "config.json is not signed with your key); read that code, then pass --trust-code "
+                                     "to run it")
+        from ..plugins import add_import_roots
+
+        add_import_roots(roots)  # your own model/data modules, wherever `resume` runs from
     return config
+
+
+MAX_THREADS = 4096
+
+
+def reuse_execution(folder: RunFolder) -> int:
+    """Set up this process as config.json's "execution" records (worker processes, threads each) and return the
+    number of workers: a run resumed with another thread count sums in another order (7th-digit differences).
+    A record that is missing or not ours changes nothing."""
+    import os
+
+    from ..io import read_json
+
+    try:
+        execution = read_json(folder.config).get("execution")
+    except (AttributeError, Exception):
+        return 1
+    if not isinstance(execution, dict):
+        return 1
+    workers, threads = execution.get("workers"), execution.get("threads")
+    valid = lambda n: isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_THREADS
+    if not valid(workers):
+        return 1
+    if valid(threads):
+        if workers > 1:
+            os.environ["LOTTERY_TICKET_WORKER_THREADS"] = str(threads)
+        else:
+            import torch
+
+            torch.set_num_threads(threads)
+    return workers
+
+
+def signed_part(experiment, import_roots) -> dict:
+    """What a run folder's signature covers: every setting, and where its code is imported from."""
+    return {"experiment": experiment, "import_roots": list(import_roots)}
 
 
 def experiment_digest(experiment) -> str:

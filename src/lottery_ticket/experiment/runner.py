@@ -29,7 +29,9 @@ from ..pruning.registry import make_pruner
 from .locks import LOCK_NAME, file_lock, holder
 from .provenance import provenance
 from .results import write_metrics_and_summary
-from .runfolder import RunFolder, experiment_digest, our_temp_files, read_run_config, seed_places
+from .runfolder import RunFolder, experiment_digest, our_temp_files, read_run_config, seed_places, signed_part
+from .trust import sign
+from ..safefs import refuse_links
 
 
 class RunTrainable:
@@ -40,17 +42,21 @@ class RunTrainable:
         self._trainer = None
 
     def build_model(self, seed: int) -> torch.nn.Module:
+        return self.construct_model(seed).to(self.runner.device)
+
+    def construct_model(self, seed: int) -> torch.nn.Module:
+        """The model on the default device: the caller moves it (or builds it under torch.device('meta'))."""
         from ..models import build_model_for_data
         from ..plugins import build_user_model, is_import_path
 
         c, data = self.runner.config, self.runner.data
         if is_import_path(c.model):
-            return build_user_model(c.model, seed, **c.model_kwargs).to(self.runner.device)
+            return build_user_model(c.model, seed, **c.model_kwargs)
         if not hasattr(data, "num_classes"):  # a built-in model on your own data: its own defaults, or model_kwargs
             from ..models import build_model
 
-            return build_model(c.model, seed, **c.model_kwargs).to(self.runner.device)
-        return build_model_for_data(c.model, seed, data.num_classes, data.input_shape, **c.model_kwargs).to(self.runner.device)
+            return build_model(c.model, seed, **c.model_kwargs)
+        return build_model_for_data(c.model, seed, data.num_classes, data.input_shape, **c.model_kwargs)
 
     def train(self, model, mask, *, stage, start_iteration, on_step, callbacks) -> dict[str, Any]:
         from ..training import Trainer
@@ -167,7 +173,7 @@ class ExperimentRunner:
                     pass
 
     def _run_in_workers(self) -> None:
-        threads = int(os.environ.get("LOTTERY_TICKET_WORKER_THREADS", "1"))
+        threads = _worker_threads()
         kwargs = dict(config=self.config, out_dir=str(self.folder.root), data_dir=self.data_dir,
                       verify_checksums=self.verify_checksums, device=str(self.device), progress=False,
                       download=self.download, tensorboard=self.tensorboard, checkpoint_every=self.checkpoint_every)
@@ -184,15 +190,14 @@ class ExperimentRunner:
         from ..data.types import DataSplits
         from ..plugins import is_import_path
 
+        self.config.resolve_code()  # your own model/data/loss import, or one line says why not
         batch = self.config.train.batch_size
         train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
         if batch > train_size:
             raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
                                      f"{self.config.dataset}; pass a smaller --batch-size")
-        # Your own model factory runs once here, so one that fails or returns no nn.Module stops before any write
-        # (a registry name was checked with the config; building VGG-19 just to check it would cost seconds).
-        if is_import_path(self.config.model):
-            RunTrainable(self, self.config.seeds[0], None).build_model(self.config.seeds[0])
+        self.check_model()
+        self._check_one_batch()
         # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
         # (per-layer rates with one): building it writes nothing.
         self.imp(self.config.seeds[0])
@@ -202,11 +207,103 @@ class ExperimentRunner:
             raise LotteryTicketError(f"rewind_iteration={k} is not below the {total} training steps per round; "
                                      "pass a smaller --rewind-iteration (e.g. 1-5 % of the budget)")
 
+    def check_model(self) -> None:
+        """Build the model once, so a factory that fails, [model_kwargs] the model refuses, or a model with no real
+        weights stop in one line before any write. Registry models are built weightless (torch.device('meta')):
+        building VGG-19 for real just to check it would cost seconds."""
+        from ..plugins import is_import_path
+
+        c, seed = self.config, self.config.seeds[0]
+        trainable = RunTrainable(self, seed, None)
+        try:
+            if is_import_path(c.model):
+                model = trainable.construct_model(seed)
+            else:
+                with torch.device("meta"), _SkipInitialization():
+                    model = trainable.construct_model(seed)
+        except LotteryTicketError:
+            raise
+        except Exception as exc:  # the model's own constructor refused its arguments (num_classes=-3, ...)
+            raise LotteryTicketError(f"model {c.model!r} with model_kwargs {c.model_kwargs} failed to build: "
+                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; fix "
+                                     "--model or [model_kwargs]") from None
+        if is_import_path(c.model) and any(p.is_meta for p in model.parameters()):
+            raise LotteryTicketError(f"model {c.model!r} returned a model on the meta device (no weights to train); "
+                                     "build it on the CPU, the run moves it to --device")
+        import fnmatch
+
+        names = [name for name, _ in model.named_parameters()]
+        for option, patterns in (("--layer-rate", c.prune.layer_rates), ("--exclude", c.prune.exclude)):
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+                    raise LotteryTicketError(f"{option} pattern {pattern!r} matches no parameter of {c.model}; its "
+                                             f"names look like {', '.join(names[:4])}")
+
+    def _check_one_batch(self) -> None:
+        """Your own model, data or loss, tried on one real training batch (forward and loss, no update) before
+        config.json is written: a data factory that yields nothing, labels out of range, a loss that raises or is
+        not one finite number are one line, and the corrected command then runs on the same --out."""
+        from ..data.loader import InMemoryLoader
+        from ..data.types import DataSplits
+        from ..training.trainer import resolve_loss
+
+        c, data = self.config, self.data
+        if not c.code_paths():
+            return
+        where = f"{c.model} on {c.dataset} with loss {c.train.loss}"
+        if isinstance(data, DataSplits):
+            first = torch.arange(min(c.train.batch_size, len(data.train)))
+            batches = {"train": InMemoryLoader(data.train.subset(first), len(first), mean=data.mean, std=data.std,
+                                               shuffle=False, device="cpu")}
+        else:
+            batches = {"train": data.train, "test": data.test}
+        found = {}
+        for split, loader in batches.items():
+            try:
+                found[split] = next(iter(loader))
+            except StopIteration:
+                raise LotteryTicketError(f"data {c.dataset!r}: its {split!r} split yields no batch; give it at "
+                                         "least one (inputs, targets) batch") from None
+            except Exception as exc:
+                raise LotteryTicketError(f"data {c.dataset!r}: iterating its {split!r} split raised "
+                                         f"{type(exc).__name__}: {exc}") from None
+        try:
+            x, y = found["train"]
+        except (TypeError, ValueError):
+            raise LotteryTicketError(f"data {c.dataset!r}: a batch must be (inputs, targets), not "
+                                     f"{type(found['train']).__name__}") from None
+        model = RunTrainable(self, c.seeds[0], None).build_model(c.seeds[0])
+        try:
+            with torch.no_grad():
+                outputs = model(x.to(self.device) if torch.is_tensor(x) else x)
+                targets = y.to(self.device) if torch.is_tensor(y) else y
+                if (torch.is_tensor(outputs) and outputs.dim() == 2 and torch.is_tensor(targets)
+                        and not targets.is_floating_point() and targets.numel()
+                        and (int(targets.min()) < 0 or int(targets.max()) >= outputs.shape[1])):
+                    raise LotteryTicketError(f"{where}: labels span {int(targets.min())}..{int(targets.max())} but "
+                                             f"the model has {outputs.shape[1]} outputs; fix the labels or num_classes")
+                loss = resolve_loss(c.train.loss)(outputs, targets)
+        except LotteryTicketError:
+            raise
+        except Exception as exc:
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            shapes = f"inputs {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}, targets " \
+                     f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}"
+            raise LotteryTicketError(f"{where}: one training batch ({shapes}) does not fit the model or the loss: "
+                                     f"{type(exc).__name__}: {message}") from None
+        if not torch.is_tensor(loss) or loss.numel() != 1 or not torch.isfinite(loss).all():
+            shown = tuple(loss.shape) if torch.is_tensor(loss) else type(loss).__name__
+            raise LotteryTicketError(f"loss {c.train.loss!r} must return one finite number per batch (the batch's "
+                                     f"mean), got {shown if torch.is_tensor(loss) and loss.numel() != 1 else loss!r}")
+
     def claim_folder(self) -> ExperimentConfig:
         """Write config.json, or check the one there is this same experiment and extend it to this run's extent."""
         root = self.folder.root
         if root.exists() and not root.is_dir():
             raise LotteryTicketError(f"{root} is a file; pass a folder path as --out")
+        from ..safefs import refuse_read_only
+
+        refuse_read_only(root, "find/resume")
         root.mkdir(parents=True, exist_ok=True)
         with file_lock(root / LOCK_NAME, blocking=False) as free:
             if not free:
@@ -240,8 +337,15 @@ class ExperimentRunner:
         roots = sorted({r for r in map(import_root, paths) if r})
         write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": experiment,
                                         "experiment_sha256": experiment_digest(experiment),
+                                        "signature": sign(signed_part(experiment, roots)),
                                         "identity": config.identity(), "import_roots": roots,
+                                        "execution": self.execution(),
                                         "command": self.command, "provenance": provenance()})
+
+    def execution(self) -> dict[str, int]:
+        """How the seeds' work is spread: `resume` reuses it (runfolder.reuse_execution)."""
+        threads = _worker_threads() if self.workers > 1 else torch.get_num_threads()
+        return {"workers": self.workers, "threads": threads}
 
     def _sweep_temp_files(self, places: list[Path] | None = None) -> None:
         """A SIGKILL between creating a temp file and renaming it leaves an orphan; nothing ever reads one.
@@ -249,7 +353,10 @@ class ExperimentRunner:
         Only the lock holder of a place sweeps it (the run folder's top under RUN_DIR/.lock, a seed's folders
         under its own lock), so another process's write in progress is never taken for an orphan.
         """
-        for orphan in our_temp_files(places if places is not None else [self.folder.root]):
+        places = places if places is not None else [self.folder.root]
+        for place in places:  # a seed's `masks/` linked to a folder of yours: refused before anything is swept
+            refuse_links(place, folder=True)
+        for orphan in our_temp_files(places):
             orphan.unlink(missing_ok=True)
 
     @property
@@ -306,6 +413,17 @@ class ExperimentRunner:
             return write_metrics_and_summary(self.folder, self.config)
 
 
+class _SkipInitialization(torch.overrides.TorchFunctionMode):
+    """In-place initialization (normal_, uniform_, zero_ ...) of meta tensors does nothing: torch would route it
+    through its reference implementations, which import torch._dynamo (~1.7 s) just to check a model's arguments."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__") and args and torch.is_tensor(args[0]) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
     """One row per logged step or evaluation of a training (train loss and LR every N steps, the evaluations)."""
     import csv
@@ -323,6 +441,13 @@ def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
     for iteration in sorted(rows):
         writer.writerow(rows[iteration])
     atomic_write_text(path, buffer.getvalue())
+
+
+def _worker_threads() -> int:
+    try:
+        return max(1, int(os.environ.get("LOTTERY_TICKET_WORKER_THREADS", "1")))
+    except ValueError:
+        raise LotteryTicketError("LOTTERY_TICKET_WORKER_THREADS must be an integer >= 1, e.g. 1") from None
 
 
 def _worker(kwargs: dict, seed: int, threads: int) -> None:

@@ -33,7 +33,13 @@ def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[tor
                                  f"{config.model} on {config.dataset}: load its ticket with lottery_ticket.state.load_state "
                                  "and lottery_ticket.export.benchmark_inference instead")
     spec = DATASETS[config.dataset]
-    model = build_model_for_data(config.model, seed, spec.num_classes, spec.input_shape, **config.model_kwargs)
+    try:
+        model = build_model_for_data(config.model, seed, spec.num_classes, spec.input_shape, **config.model_kwargs)
+    except LotteryTicketError:
+        raise
+    except Exception as exc:  # the model's constructor refused the folder's [model_kwargs]
+        raise LotteryTicketError(f"{run_dir}: model {config.model!r} with model_kwargs {config.model_kwargs} failed to "
+                                 f"build: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     restore_(model, load_state(sf.trained(r)))
     mask = PruningMask.load(sf.mask(r), model)
     model.eval()
@@ -41,8 +47,25 @@ def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[tor
 
 
 def bench_run_folder(run_dir: str | Path, seed: int | None = None, batch_sizes=(1, 64, 1024), device: str = "cpu") -> str:
+    import math
+    import os
+
     model, mask, r = load_final_ticket(run_dir, seed)
-    rows = benchmark_inference(model, mask, batch_sizes=tuple(batch_sizes), device=device, threads=1)
+    from ..data import DATASETS
+
+    shape = tuple(DATASETS[read_run_config(RunFolder(Path(run_dir))).dataset].input_shape)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    # The inputs, the activations and the dense copy each export keeps: a batch whose input alone takes an eighth of
+    # the machine's memory cannot be timed, and trying would swap or be killed, not say so.
+    too_big = [b for b in batch_sizes if memory and shape and 8 * 4 * b * math.prod(shape) > memory]
+    if too_big:
+        raise LotteryTicketError(f"--batch-sizes {too_big[0]} cannot be allocated on this machine "
+                                 f"({memory / 2**30:.0f} GiB); pass smaller batch sizes, e.g. 1,64,1024")
+    try:
+        rows = benchmark_inference(model, mask, batch_sizes=tuple(batch_sizes), device=device, threads=1)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise LotteryTicketError(f"--batch-sizes {max(batch_sizes)} ran out of memory ({str(exc).splitlines()[0]}); "
+                                 "pass smaller batch sizes") from None
     sizes = storage_sizes(model, mask)
     lines = [f"{run_dir}: round {r}, {100 * mask.density:.1f}% of prunable weights remaining", format_table(rows), "",
              "size on disk (safetensors): " + ", ".join(f"{k} {v['bytes']:,} B" for k, v in sizes.items())]

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import LotteryTicketError
 from ..io import read_json, write_json
 from ..mask import PruningMask
+from ..safefs import refuse_links
 from ..state import load_state, save_state
 from .records import seal, unseal
 
@@ -133,6 +134,7 @@ class FolderStore:
     def clear_checkpoint(self, stage):
         if self.is_writer:
             for suffix in (".json", ".safetensors"):
+                refuse_links(self.sf.checkpoint(stage).with_suffix(suffix))
                 self.sf.checkpoint(stage).with_suffix(suffix).unlink(missing_ok=True)
 
 

@@ -73,9 +73,10 @@ def build_model(name: str, seed: int = 0, **kwargs) -> nn.Module:
         return cls(**kwargs)
 
 
-def build_model_for_data(name: str, seed: int, num_classes: int, input_shape, **kwargs) -> nn.Module:
+def build_model_for_data(name: str, seed: int, num_classes: int, input_shape, /, **kwargs) -> nn.Module:
     """build_model with the dataset's `num_classes` and `input_shape` filled in where the caller did not set them
-    and the class accepts them (so a registry model sized for CIFAR also serves MNIST)."""
+    and the class accepts them (so a registry model sized for CIFAR also serves MNIST). Positional-only: a run's
+    model_kwargs may name num_classes or input_shape themselves."""
     accepted = inspect.signature(get_model_class(name)).parameters
     for key, value in (("num_classes", num_classes), ("input_shape", tuple(input_shape))):
         if key in accepted:

@@ -51,8 +51,11 @@ def break_even(out_features: int, in_features: int, batch: int, input_grad: bool
         cached = read_json(path) if path.is_file() else {}
     except LotteryTicketError:
         cached = {}  # a damaged cache is measured again and rewritten
+    if not isinstance(cached, dict):  # valid JSON, but not the cache's object: ignored, and rewritten below
+        cached = {}
     entry = cached.get(key)
-    if measure is None and isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in NEVER):
+    valid = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+    if measure is None and isinstance(entry, dict) and all(valid(entry.get(k)) for k in NEVER):
         return {k: float(entry[k]) for k in NEVER}
     measure = measure or time_passes
     # Whole sweeps, repeated: a burst of load elsewhere on the host can flatter one sweep; the lowest break-even
@@ -70,7 +73,7 @@ def break_even(out_features: int, in_features: int, batch: int, input_grad: bool
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, {**cached, key: found})
-    except OSError:
+    except (OSError, LotteryTicketError):
         pass  # a read-only home: measure again next time
     return found
 

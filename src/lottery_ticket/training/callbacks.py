@@ -182,6 +182,9 @@ class TensorBoard(Callback):
         except ImportError:
             raise LotteryTicketError("--tensorboard needs the tensorboard package: pip install tensorboard "
                                      "(or leave --tensorboard out)") from None
+        from ..safefs import refuse_links
+
+        refuse_links(log_dir, folder=True)
         self.writer, self.every = SummaryWriter(str(log_dir)), max(1, int(every))
 
     def on_step(self, trainer, iteration, loss):

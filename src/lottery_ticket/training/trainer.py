@@ -104,6 +104,10 @@ class Trainer:
         if resumed:
             self._load_callback_states(callbacks, resumed)
         loss = torch.zeros(())
+        if resumed:  # a kill after the last checkpoint and before the record: the record still gets the last loss
+            last = resumed["extra"].get("last_loss")
+            loss = torch.tensor(float(last) if isinstance(last, (int, float)) and not isinstance(last, bool) else 0.0)
+        self._last_loss = loss
         first_step = True
         # Layers trained through their survivors update the dense weights only before a callback that reads them.
         weight_reads = [cb.every for cb in callbacks if cb.every and cb.reads_weights] if self.sparse else []
@@ -114,7 +118,7 @@ class Trainer:
                 if batch_index < skip:  # resuming mid-epoch: replay the epoch's order up to where we stopped
                     continue
                 try:
-                    loss = self.train_step(x, y)
+                    loss = self._last_loss = self.train_step(x, y)
                 except RuntimeError as exc:
                     if not first_step:
                         raise
@@ -230,7 +234,8 @@ class Trainer:
             state, cb_tensors = cb.state_dict()
             states[key] = state
             tensors.update({f"{key}/{name}": t for name, t in cb_tensors.items()})
-        extra = {"callbacks": states, "torch_rng": torch.get_rng_state().tolist()}
+        extra = {"callbacks": states, "torch_rng": torch.get_rng_state().tolist(),
+                 "last_loss": float(getattr(self, "_last_loss", 0.0))}
         if self.device.type == "cuda":
             extra["cuda_rng"] = torch.cuda.get_rng_state(self.device).tolist()
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.iteration, extra, extra_tensors=tensors)
