@@ -23,6 +23,7 @@ from lottery_ticket.experiment.runfolder import experiment_digest
 TINY = ["--preset", "mnist1d-mlp", "--budget", "40it", "--eval-every", "20it", "--rounds", "1", "--quiet",
         "--checkpoint-every", "1000"]
 COMMANDS = {
+    "find": lambda run, other: ["find", *TINY, "--out", str(run)],  # the same command that made the folder
     "report": lambda run, other: ["report", str(run)],
     "compare": lambda run, other: ["compare", str(run), str(other), "--out", str(run / "cmp")],
     "resume": lambda run, other: ["resume", str(run), "--quiet"],
@@ -184,8 +185,9 @@ def test_no_payload_runs_nothing_outside_changes_and_each_ends_in_one_line(finis
     assert code in (0, 2), (code, err)
     if code == 2:
         assert err.count("\n") == 0 and err.startswith("lottery-ticket: error: "), err
-    if attack.__name__.startswith(("import_payload", "subprocess", "builtins")) and command in ("resume", "instability"):
-        assert code == 2 and ("--trust-code" in err or "standard-library" in err), err
+    if attack.__name__.startswith(("import_payload", "subprocess", "builtins")) and command in ("find", "resume",
+                                                                                                "instability"):
+        assert code == 2 and ("--trust-code" in err or "standard-library" in err or "different experiment" in err), err
 
 
 def test_a_fifo_named_like_a_record_does_not_hang_report_or_resume(finished, tmp_path):

@@ -144,7 +144,7 @@ def read_run_config(folder: RunFolder, *, run_code: bool = False, trust_code: bo
     return config
 
 
-MAX_THREADS = 4096
+MAX_WORKERS = 1024  # a process per seed at most is ever started
 
 
 def reuse_execution(folder: RunFolder) -> int:
@@ -162,10 +162,10 @@ def reuse_execution(folder: RunFolder) -> int:
     if not isinstance(execution, dict):
         return 1
     workers, threads = execution.get("workers"), execution.get("threads")
-    valid = lambda n: isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_THREADS
-    if not valid(workers):
+    valid = lambda n, most: isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= most
+    if not valid(workers, MAX_WORKERS):
         return 1
-    if valid(threads):
+    if valid(threads, os.cpu_count() or 1):  # more threads than this machine has cores: not a setup to copy
         if workers > 1:
             os.environ["LOTTERY_TICKET_WORKER_THREADS"] = str(threads)
         else:
