@@ -264,3 +264,28 @@ def test_built_in_models_need_no_trust_and_report_imports_nothing(finished, tmp_
     before = set(sys.modules)
     assert main(["report", str(run), "--no-plots"]) == 0
     assert not {m for m in set(sys.modules) - before if not m.startswith(("matplotlib", "PIL"))}
+
+
+def test_import_roots_of_a_trusted_folder_go_last_on_sys_path_and_report_adds_none(finished, tmp_path, monkeypatch):
+    from lottery_ticket.experiment.runfolder import RunFolder, read_run_config, signed_part
+    from lottery_ticket.experiment.trust import sign
+
+    run = tmp_path / "run"
+    shutil.copytree(finished / "run", run)
+    root = tmp_path / "their_code"
+    root.mkdir()
+
+    def edit(c):
+        c["experiment"]["model"] = "their_nets:build"
+        c["import_roots"] = [str(root)]
+        c["signature"] = sign(signed_part(c["experiment"], c["import_roots"]))  # as if this user had made it
+
+    rehash(run, edit)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert read_run_config(RunFolder(run)).model == "their_nets:build"  # reading: nothing added
+    assert str(root) not in sys.path
+    read_run_config(RunFolder(run), run_code=True)  # signed: its root is appended, after every installed package
+    assert sys.path[-1] == str(root)
+    rehash(run, lambda c: c.update(import_roots=[str(root), str(run)]))  # roots changed: the signature no longer holds
+    with pytest.raises(Exception, match="--trust-code"):
+        read_run_config(RunFolder(run), run_code=True)

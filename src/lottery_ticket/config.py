@@ -263,8 +263,8 @@ class ExperimentConfig:
         from .models import get_model_class
         from .plugins import check_import_path, is_import_path
 
-        self.seeds = tuple(self.seeds) if isinstance(self.seeds, (list, tuple)) else self.seeds
-        self.controls = tuple(self.controls) if isinstance(self.controls, (list, tuple)) else self.controls
+        many = lambda v: tuple(v) if hasattr(v, "__iter__") and not isinstance(v, (str, bytes, dict)) else v
+        self.seeds, self.controls = many(self.seeds), many(self.controls)  # a string is refused, not split
         check_field_types(self)
         for name, cls in (("train", TrainConfig), ("prune", PruneConfig)):
             if not isinstance(getattr(self, name), cls):
