@@ -1,0 +1,140 @@
+"""Stacked training (issue 24): K networks trained together end where K separate Trainer runs end.
+
+Each network has its own initial weights, mask, data seed and optimizer state; the stacked result must equal the
+separate runs to float tolerance (the batched matmul sums in another order), weights and BatchNorm statistics,
+evaluations and early-stop iterations alike, and the pruned weights must stay exactly zero."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lottery_ticket import LotteryTicketError, PruningMask
+from lottery_ticket.config import TrainConfig
+from lottery_ticket.models import build_model
+from lottery_ticket.pruning import MagnitudePruner
+from lottery_ticket.training import Trainer
+from lottery_ticket.training.stacked import StackedTrainer
+
+
+class BatchNormNet(nn.Module):
+    """A conv net with BatchNorm for MNIST-1D signals: running statistics must stay per network."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 8, 5, stride=2)
+        self.bn = nn.BatchNorm1d(8)
+        self.fc = nn.Linear(8 * 18, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.bn(self.conv(x.reshape(x.shape[0], 1, -1)))).flatten(1))
+
+
+def networks(build, k):
+    """k networks of one architecture, each from its own seed, each with its own mask (pruned at different rates)."""
+    models, masks = [], []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        model = build()
+        mask = PruningMask(model)
+        if seed:  # network 0 stays dense; the others are pruned by magnitude to 20 % and 50 %
+            MagnitudePruner(global_pruning=True).prune(model, mask, 0.3 * seed - 0.1)
+        models.append(model)
+        masks.append(mask)
+    return models, masks
+
+
+def separately(config, data, models, masks, seeds, start=0):
+    results = []
+    for model, mask, seed in zip(models, masks, seeds):
+        trainer = Trainer(TrainConfig(**{**config.__dict__, "data_seed": seed}), data, "cpu",
+                          eval_batch_size=2000)
+        results.append(trainer.train(model, mask, start_iteration=start))
+    return results
+
+
+CASES = {
+    "adam-mlp": (TrainConfig(optimizer="adam", lr=2e-3, batch_size=50, budget="60it", eval_every="20it",
+                             sparse_training="off"), lambda: build_model("mnist1d_mlp", 0)),
+    "sgd-momentum-wd-warmup-bn": (TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,
+                                              batch_size=50, budget="60it", warmup="20it", schedule="cosine",
+                                              eval_every="30it", sparse_training="off"), BatchNormNet),
+    "adamw-step-schedule-cnn": (TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=0.01, batch_size=40,
+                                            budget="50it", schedule="step", milestones=("25it",),
+                                            sparse_training="off"), lambda: build_model("mnist1d_cnn", 0)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("start", [0, 7], ids=["from-theta0", "rewound-to-step-7"])
+def test_k_stacked_trainings_equal_k_separate_ones(mnist1d, case, start):
+    config, build = CASES[case]
+    models, masks = networks(build, 3)
+    alone = [copy.deepcopy(m) for m in models]
+    seeds = [11, 12, 13]
+    expected = separately(config, mnist1d, alone, masks, seeds, start)
+    got = StackedTrainer(config, mnist1d, "cpu").train(models, masks, seeds, start_iteration=start)
+
+    for k in range(3):
+        for (name, p), (_, q) in zip(models[k].state_dict().items(), alone[k].state_dict().items()):
+            assert torch.allclose(p.float(), q.float(), rtol=1e-4, atol=1e-5), (case, k, name)
+        for name, keep in masks[k].items():  # pruned weights exactly zero, survivors trained
+            weight = dict(models[k].named_parameters())[name]
+            assert torch.all(weight[~keep] == 0) and not torch.equal(weight[keep], alone[k].state_dict()[name][keep] * 0)
+        assert got[k]["iterations"] == expected[k]["iterations"]
+        assert got[k]["final_train_loss"] == pytest.approx(expected[k]["final_train_loss"], rel=1e-4, abs=1e-6)
+        if config.eval_every:
+            assert [r["iteration"] for r in got[k]["history"]] == [r["iteration"] for r in expected[k]["history"]]
+            for mine, theirs in zip(got[k]["history"], expected[k]["history"]):
+                assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4)
+                assert mine["test_accuracy"] == pytest.approx(theirs["test_accuracy"], abs=1.5e-3)  # one example
+            assert got[k]["early_stop_iteration"] == expected[k]["early_stop_iteration"]
+
+
+def test_networks_keep_their_own_data_order_and_state(mnist1d):
+    """The same network twice with two data seeds trains to two different networks, each equal to its own run."""
+    config, build = CASES["adam-mlp"]
+    models, masks = networks(build, 1)
+    twins = [copy.deepcopy(models[0]), copy.deepcopy(models[0])]
+    StackedTrainer(config, mnist1d, "cpu").train(twins, [masks[0], masks[0]], [1, 2])
+    assert not torch.allclose(twins[0].fc1.weight, twins[1].fc1.weight)
+    alone = copy.deepcopy(models[0])
+    separately(config, mnist1d, [alone], masks, [2])
+    assert torch.allclose(twins[1].fc1.weight, alone.fc1.weight, rtol=1e-4, atol=1e-5)
+
+
+def test_networks_of_different_shapes_or_a_loss_of_yours_are_refused(mnist1d):
+    config, _ = CASES["adam-mlp"]
+    with pytest.raises(LotteryTicketError, match="one architecture"):
+        StackedTrainer(config, mnist1d, "cpu").train([build_model("mnist1d_mlp", 0), build_model("mnist1d_cnn", 0)],
+                                                     [None, None], [0, 1])
+    with pytest.raises(LotteryTicketError, match="--stack off"):
+        StackedTrainer(TrainConfig(loss="tests.byo_losses:scaled_cross_entropy"), mnist1d, "cpu")
+    with pytest.raises(LotteryTicketError, match="one mask and one data seed per model"):
+        StackedTrainer(config, mnist1d, "cpu").train([build_model("mnist1d_mlp", 0)], [None], [0, 1])
+
+
+def test_a_diverging_network_is_one_line_at_the_end(mnist1d):
+    config = TrainConfig(optimizer="sgd", lr=1e30, batch_size=50, budget="5it", sparse_training="off")
+    models, masks = networks(lambda: build_model("mnist1d_mlp", 0), 2)
+    with pytest.raises(LotteryTicketError, match="training diverged"):
+        StackedTrainer(config, mnist1d, "cpu").train(models, masks, [0, 1])
+
+
+@pytest.mark.parametrize("case", ["adam-mlp", "sgd-momentum-wd-warmup-bn"])
+def test_a_networks_stacked_training_is_bit_identical_whatever_its_companions_and_position(mnist1d, case):
+    """How a level's trainings are grouped (all seeds at once, or the ones left after a crash) changes no bit."""
+    config, build = CASES[case]
+    models, masks = networks(build, 3)
+
+    def train(order):
+        copies = [copy.deepcopy(models[i]) for i in order]
+        StackedTrainer(config, mnist1d, "cpu").train(copies, [masks[i] for i in order], [20 + i for i in order])
+        return {i: m.state_dict() for i, m in zip(order, copies)}
+
+    groups = [train([0, 1, 2]), train([2]), train([1, 2]), train([2, 0])]
+    for i in range(3):
+        seen = [g[i] for g in groups if i in g]
+        assert all(torch.equal(s[name], seen[0][name]) for s in seen[1:] for name in seen[0]), (case, i)
