@@ -8,8 +8,6 @@ import copy
 
 import pytest
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from lottery_ticket import LotteryTicketError, PruningMask
 from lottery_ticket.config import TrainConfig
@@ -19,17 +17,7 @@ from lottery_ticket.training import Trainer
 from lottery_ticket.training.stacked import StackedTrainer
 
 
-class BatchNormNet(nn.Module):
-    """A conv net with BatchNorm for MNIST-1D signals: running statistics must stay per network."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(1, 8, 5, stride=2)
-        self.bn = nn.BatchNorm1d(8)
-        self.fc = nn.Linear(8 * 18, 10)
-
-    def forward(self, x):
-        return self.fc(F.relu(self.bn(self.conv(x.reshape(x.shape[0], 1, -1)))).flatten(1))
+from byo_stacked import BatchNormNet  # a conv net with BatchNorm: running statistics must stay per network
 
 
 def networks(build, k):
@@ -138,3 +126,58 @@ def test_a_networks_stacked_training_is_bit_identical_whatever_its_companions_an
     for i in range(3):
         seen = [g[i] for g in groups if i in g]
         assert all(torch.equal(s[name], seen[0][name]) for s in seen[1:] for name in seen[0]), (case, i)
+
+
+# The engine: `find --stack auto` against `--stack off` -------------------------------------------------------------
+RUNS = {
+    "adam, per-layer rates, 3 seeds, reinit + random pruning": [],
+    "sgd momentum + weight decay, rewinding, early-bird": ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
+                                                           "--weight-decay", "5e-4", "--rewind-iteration", "10",
+                                                           "--early-bird", "0.3"],
+    # SGD: the conv bias before BatchNorm has a gradient of exactly zero in exact arithmetic, which Adam would turn
+    # into steps of ±lr in whichever direction rounding points (the network's function is the same either way).
+    "batchnorm net of your own, sgd, global pruning": ["--model", "tests.byo_stacked:build", "--optimizer", "sgd",
+                                                       "--lr", "0.05", "--momentum", "0.9", "--global-pruning",
+                                                       "--rate", "0.3"],
+}
+
+
+def _run_files(run):
+    from lottery_ticket.io import load_tensors
+
+    out = {}
+    for path in sorted(run.rglob("*.safetensors")):
+        out[str(path.relative_to(run))] = load_tensors(path)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(RUNS))
+def test_a_stacked_run_ends_where_the_one_at_a_time_run_ends(tmp_path, name):
+    import json
+
+    from lottery_ticket.cli import main
+
+    base = ["find", "--preset", "mnist1d-mlp", "--budget", "60it", "--eval-every", "20it", "--rounds", "2",
+            "--seeds", "0,1,2", "--controls", "reinit,random-prune", "--sparse-training", "off", "--quiet", *RUNS[name]]
+    assert main([*base, "--stack", "auto", "--out", str(tmp_path / "auto")]) == 0
+    assert main([*base, "--stack", "off", "--out", str(tmp_path / "off")]) == 0
+    stacked, alone = _run_files(tmp_path / "auto"), _run_files(tmp_path / "off")
+    assert sorted(stacked) == sorted(alone) and len(stacked) == 3 * (1 + 3 + 3) + (3 if "rewind" in name else 0)
+    for file, tensors in alone.items():
+        for key, expected in tensors.items():
+            got = stacked[file][key]
+            if expected.dtype == torch.bool:  # masks: the same weights pruned
+                assert torch.equal(got, expected), (file, key)
+            else:  # Adam turns rounding in a near-zero gradient into a step of up to ±lr (2e-3 here): that, no more
+                assert torch.allclose(got, expected, rtol=1e-4, atol=2.5e-3), (file, key)
+    for record in sorted((tmp_path / "off").rglob("*.json")):
+        if record.parent.name not in ("rounds", "controls"):
+            continue
+        mine = json.loads((tmp_path / "auto" / record.relative_to(tmp_path / "off")).read_text())
+        theirs = json.loads(record.read_text())
+        assert mine["accuracy"] == pytest.approx(theirs["accuracy"], abs=1.5e-3), record
+        assert mine["iterations"] == theirs["iterations"] and mine["kind"] == theirs["kind"]
+        assert mine.get("early_stop_iteration") == theirs.get("early_stop_iteration"), record
+    config = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert config["experiment"]["train"]["stack"] == "auto" and config["identity"]["train"]["stack"] == "auto"

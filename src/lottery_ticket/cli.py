@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--sparse-training", choices=("auto", "on", "off"),
                       help="train pruned Linear layers through their survivors only: auto (default) where measured "
                            "faster on this machine, on, or off (the masked dense step)")
+    find.add_argument("--stack", choices=("auto", "off"),
+                      help="auto: train a level's networks (seeds, controls) together as one stacked model where they "
+                           "share an architecture; off (default): one at a time")
     find.add_argument("--exclude", type=_csv, help="name patterns never pruned, e.g. fc3.weight")
     find.add_argument("--layer-rate", type=_layer_rate, action="append", metavar="PATTERN=RATE",
                       help="per-level rate of the layers a pattern names (repeatable), e.g. fc3.weight=0.1")
@@ -231,7 +234,8 @@ def config_from_args(args: argparse.Namespace):
                                          ("weight_decay", args.weight_decay), ("warmup", args.warmup),
                                          ("schedule", args.schedule), ("milestones", args.milestones),
                                          ("augment", args.augment), ("amp", args.amp),
-                                         ("sparse_training", args.sparse_training)) if v is not None}
+                                         ("sparse_training", args.sparse_training), ("stack", args.stack))
+                       if v is not None}
     prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("rewind_iteration", args.rewind_iteration),
                                          ("rewind_mode", args.rewind_mode), ("global_pruning", args.global_pruning),
                                          ("pruner", args.pruner), ("nm", args.nm)) if v is not None}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +47,10 @@ class RunTrainable:
 
     def construct_model(self, seed: int) -> torch.nn.Module:
         """The model on the default device: the caller moves it (or builds it under torch.device('meta'))."""
+        with self.runner.rng_lock:  # initialization draws from the global RNG, which a stacked run's threads share
+            return self._construct_model(seed)
+
+    def _construct_model(self, seed: int) -> torch.nn.Module:
         from ..models import build_model_for_data
         from ..plugins import build_user_model, is_import_path
 
@@ -59,6 +64,30 @@ class RunTrainable:
         return build_model_for_data(c.model, seed, data.num_classes, data.input_shape, **c.model_kwargs)
 
     def train(self, model, mask, *, stage, start_iteration, on_step, callbacks) -> dict[str, Any]:
+        r = self.runner
+        alone = lambda: self._train_alone(model, mask, stage=stage, start_iteration=start_iteration, on_step=on_step,
+                                          callbacks=callbacks)
+        if r.rendezvous is None:
+            return alone()
+        from .stacking import Training
+
+        # The dense level of a run with early-bird or rewinding has callbacks of its own (early-bird's checks, the
+        # rewind point's capture) and trains by itself, checkpointed. Decided by the stage, not by what is on disk:
+        # once the rewind point is saved, a resumed dense level passes no on_step, and must still resume alone.
+        c = r.config
+        architecture = tuple((n, tuple(p.shape), p.dtype) for n, p in model.named_parameters())
+        special = stage == "round_00" and (c.prune.rewind_iteration > 0 or c.early_bird is not None)
+        key = ("alone",) if special or callbacks or on_step is not None else ("stack", start_iteration, architecture)
+        return r.rendezvous.submit(Training(key=key, order=(self.seed, stage), run_alone=alone, model=model,
+                                            mask=mask, data_seed=r.config.train.data_seed + self.seed,
+                                            start_iteration=start_iteration, log_path=self._log_path(stage)))
+
+    def _log_path(self, stage: str) -> Path | None:
+        if self.store is None or not self.runner.collective.is_writer:
+            return None
+        return self.store.sf.root / "logs" / f"{stage}.csv"
+
+    def _train_alone(self, model, mask, *, stage, start_iteration, on_step, callbacks) -> dict[str, Any]:
         from ..training import Trainer
 
         r, c = self.runner, self.runner.config
@@ -77,7 +106,10 @@ class RunTrainable:
         return {**metrics, "train_seconds": time.perf_counter() - started}
 
     def evaluate(self, model) -> dict[str, Any]:
-        test = self._trainer.evaluate("test", model)
+        if self.runner.rendezvous is not None:  # a seed's ticket and controls evaluate from several threads
+            test = self.runner.evaluate_alone(model)
+        else:
+            test = self._trainer.evaluate("test", model)
         return {"accuracy": test["accuracy"], "test_loss": test["loss"]}
 
     def scoring_data(self):
@@ -131,6 +163,47 @@ class ExperimentRunner:
                 raise LotteryTicketError("--tensorboard needs the tensorboard package: pip install tensorboard "
                                          "(or leave --tensorboard out)") from None
         self._data = None
+        self.rendezvous = None  # set while a stacked run is in progress (experiment/stacking.py)
+        self._evaluator, self._evaluator_lock = None, threading.Lock()
+        self.rng_lock = threading.RLock()
+
+    def stacks(self) -> bool:
+        """Whether --stack auto stacks this run: a deterministic function of the settings, never of the machine's
+        load. Stacking needs in-memory data, cross-entropy, one process per training and no random layers (dropout
+        would draw from the RNG every thread shares); otherwise every training runs by itself."""
+        from ..data.types import DataSplits
+
+        c = self.config
+        if c.train.stack != "auto" or self.collective.world_size > 1 or self.tensorboard or c.train.compile:
+            return False
+        if c.train.loss != "cross_entropy" or not isinstance(self.data, DataSplits):
+            return False
+        with torch.device("meta"), _SkipInitialization():
+            model = RunTrainable(self, c.seeds[0], None).construct_model(c.seeds[0])
+        return not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
+
+    def evaluate_alone(self, model) -> dict[str, float]:
+        from ..training import Trainer
+
+        with self._evaluator_lock:
+            if self._evaluator is None:
+                self._evaluator = Trainer(self.config.train, self.data, self.device)
+            return self._evaluator.evaluate("test", model)
+
+    def train_stack(self, trainings) -> list[dict[str, Any]]:
+        """One stack of a level's trainings (experiment/stacking.py): same architecture, same start step."""
+        from ..training.stacked import StackedTrainer
+
+        started = time.perf_counter()
+        results = StackedTrainer(self.config.train, self.data, self.device).train(
+            [t.model for t in trainings], [t.mask for t in trainings], [t.data_seed for t in trainings],
+            start_iteration=trainings[0].start_iteration)
+        seconds = (time.perf_counter() - started) / len(trainings)  # the stack's time, shared out
+        for training, metrics in zip(trainings, results):
+            if training.log_path is not None:
+                write_training_log(training.log_path, metrics)
+            metrics["train_seconds"] = seconds
+        return results
 
     @property
     def is_writer(self) -> bool:
@@ -159,15 +232,30 @@ class ExperimentRunner:
                 with file_lock(self.folder.seed(seed).root / LOCK_NAME) if self.is_writer else nullcontext():
                     self.run_seed(seed)
             return
-        pending = list(seeds)
+        if self.stacks():
+            from .stacking import Rendezvous
+
+            self.rendezvous = Rendezvous(self.train_stack)
+        try:
+            self._run_seeds_locked(list(seeds))
+        finally:
+            self.rendezvous = None
+
+    def _run_seeds_locked(self, pending: list[int]) -> None:
         while pending:
-            ran = False
-            for seed in list(pending):
-                with file_lock(self.folder.seed(seed).root / LOCK_NAME, blocking=False) as held:
-                    if held:
-                        self.run_seed(seed)
-                        pending.remove(seed)
-                        ran = True
+            ran = []
+            if self.rendezvous is not None:  # every seed no other process holds, together: their levels stack
+                with ExitStack() as held_locks:
+                    ran = [seed for seed in pending if held_locks.enter_context(
+                        file_lock(self.folder.seed(seed).root / LOCK_NAME, blocking=False))]
+                    self.rendezvous.run_all([lambda s=s: self.run_seed(s) for s in ran])
+            else:  # one at a time, each under its lock while it runs: other processes take the others meanwhile
+                for seed in list(pending):
+                    with file_lock(self.folder.seed(seed).root / LOCK_NAME, blocking=False) as held:
+                        if held:
+                            self.run_seed(seed)
+                            ran.append(seed)
+            pending = [seed for seed in pending if seed not in ran]
             if pending and not ran:  # every remaining seed is another process's: wait until one is released
                 with file_lock(self.folder.seed(pending[0]).root / LOCK_NAME):
                     pass
@@ -394,7 +482,13 @@ class ExperimentRunner:
         return IMP(trainable=RunTrainable(self, seed, store), store=store, pruner=make_pruner(c.prune, seed),
                    schedule=c.prune.schedule(), seed=seed, rewind_iteration=c.prune.rewind_iteration,
                    rewind_mode=c.prune.rewind_mode, controls=c.controls, early_bird=early_bird,
-                   collective=self.collective, log=self.log if self.is_writer else None)
+                   collective=self.collective, log=self.log if self.is_writer else None,
+                   parallel=self.rendezvous.run_all if self.rendezvous is not None else None,
+                   seed_rng=self._seed_rng)
+
+    def _seed_rng(self, seed: int) -> None:
+        with self.rng_lock:
+            torch.manual_seed(seed)
 
     def run_seed(self, seed: int) -> None:
         """One seed's IMP; the caller holds the seed's lock."""

@@ -60,13 +60,19 @@ class IMP:
     def __init__(self, *, trainable: Trainable, store: Store, pruner: Pruner, schedule: Schedule, seed: int,
                  rewind_iteration: int = 0, rewind_mode: str = "continue", controls: Iterable[str] = (),
                  early_bird: EarlyBirdSpec | None = None, collective: Collective = SINGLE_PROCESS,
-                 log: Callable[[str], None] | None = None, selection: dict | None = None):
+                 log: Callable[[str], None] | None = None, selection: dict | None = None,
+                 parallel: Callable[[list[Callable[[], Any]]], list[Any]] | None = None,
+                 seed_rng: Callable[[int], Any] | None = None):
         self.trainable, self.store, self.pruner, self.schedule = trainable, store, pruner, schedule
         self.seed, self.rewind_iteration, self.rewind_mode = seed, rewind_iteration, rewind_mode
         self.controls: list[Control] = [CONTROLS[c] for c in controls]
         self.early_bird, self.collective = early_bird, collective
         self.log = log or (lambda message: None)
         self.selection = dict(selection or {})  # which weights are prunable: PruningMask(model, **selection)
+        # How a level's independent trainings (its ticket and its controls) are run: one after another, or (the
+        # runner's --stack) in threads whose trainings are stacked (experiment/stacking.py).
+        self.parallel = parallel or (lambda jobs: [job() for job in jobs])
+        self.seed_rng = seed_rng or torch.manual_seed  # the global RNG (dropout): threads must seed it one at a time
         self._theta0: dict | None = None
         self._masks: dict[int, PruningMask] = {}
         # The one check of `scores_at_init`: such a pruner ranks θ₀, so the trained weights of a level never reach it.
@@ -84,10 +90,12 @@ class IMP:
         rows = []
         for level in range(self.schedule.rounds + 1):
             self.mask(level)  # a damaged mask file of a finished level is recomputed (the same mask) before anything else
-            rows.append(self.train_level(level))
-            if level > 0:
-                for control in self.controls:
-                    self.run_control(control, level)
+            if level == 0 or not self.controls:
+                rows.append(self.train_level(level))
+            else:  # the controls need the level's mask and θ₀, not the ticket's training: independent of it
+                self.theta0()
+                jobs = [lambda: self.train_level(level)] + [lambda c=c: self.run_control(c, level) for c in self.controls]
+                rows.append(self.parallel(jobs)[0])
             if after_level is not None:
                 after_level(level)
         return rows
@@ -197,7 +205,7 @@ class IMP:
         return row
 
     def _train(self, model, mask, stage: str, stage_id: int, start: int, on_step, callbacks) -> dict:
-        torch.manual_seed(stage_seed(self.seed, stage_id))
+        self.seed_rng(stage_seed(self.seed, stage_id))
         metrics = self.trainable.train(model, mask, stage=stage, start_iteration=start, on_step=on_step,
                                        callbacks=callbacks)
         evaluation = dict(self.trainable.evaluate(model))
