@@ -17,3 +17,8 @@ class BatchNormNet(nn.Module):
 
 def build(**kwargs):
     return BatchNormNet(**kwargs)
+
+
+def with_dropout(**kwargs):
+    """A model whose training draws from the global RNG: never stacked."""
+    return nn.Sequential(nn.Linear(40, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10))

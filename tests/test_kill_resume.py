@@ -21,7 +21,7 @@ CONFIGS = {
     # A level's tickets and controls of three seeds stacked (issue 24); the dense level captures the rewind point
     # and trains by itself. A kill leaves fewer trainings to group on resume: no bit may change.
     "stacked, rewinding": [*BASE, "--seeds", "0,1,2", "--controls", "reinit,random-prune", "--rewind-iteration", "30",
-                           "--stack", "auto"],
+                           "--stack", "on"],
 }
 
 

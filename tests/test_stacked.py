@@ -128,7 +128,7 @@ def test_a_networks_stacked_training_is_bit_identical_whatever_its_companions_an
         assert all(torch.equal(s[name], seen[0][name]) for s in seen[1:] for name in seen[0]), (case, i)
 
 
-# The engine: `find --stack auto` against `--stack off` -------------------------------------------------------------
+# The engine: `find --stack on` against `--stack off` -------------------------------------------------------------
 RUNS = {
     "adam, per-layer rates, 3 seeds, reinit + random pruning": [],
     "sgd momentum + weight decay, rewinding, early-bird": ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
@@ -160,7 +160,7 @@ def test_a_stacked_run_ends_where_the_one_at_a_time_run_ends(tmp_path, name):
 
     base = ["find", "--preset", "mnist1d-mlp", "--budget", "60it", "--eval-every", "20it", "--rounds", "2",
             "--seeds", "0,1,2", "--controls", "reinit,random-prune", "--sparse-training", "off", "--quiet", *RUNS[name]]
-    assert main([*base, "--stack", "auto", "--out", str(tmp_path / "auto")]) == 0
+    assert main([*base, "--stack", "on", "--out", str(tmp_path / "auto")]) == 0
     assert main([*base, "--stack", "off", "--out", str(tmp_path / "off")]) == 0
     stacked, alone = _run_files(tmp_path / "auto"), _run_files(tmp_path / "off")
     assert sorted(stacked) == sorted(alone) and len(stacked) == 3 * (1 + 3 + 3) + (3 if "rewind" in name else 0)
@@ -180,4 +180,22 @@ def test_a_stacked_run_ends_where_the_one_at_a_time_run_ends(tmp_path, name):
         assert mine["iterations"] == theirs["iterations"] and mine["kind"] == theirs["kind"]
         assert mine.get("early_stop_iteration") == theirs.get("early_stop_iteration"), record
     config = json.loads((tmp_path / "auto" / "config.json").read_text())
-    assert config["experiment"]["train"]["stack"] == "auto" and config["identity"]["train"]["stack"] == "auto"
+    assert config["experiment"]["train"]["stack"] == "on" and config["identity"]["train"]["stack"] == "on"
+
+
+def test_whether_a_run_stacks_follows_from_its_settings_and_device_type_only(tmp_path):
+    from lottery_ticket.config import ExperimentConfig
+    from lottery_ticket.experiment.runner import ExperimentRunner
+
+    def stacks(stack, seeds=(0, 1), controls=(), model="mnist1d_mlp", **train):
+        config = ExperimentConfig(model=model, dataset="mnist1d", seeds=seeds, controls=controls,
+                                  train=TrainConfig(stack=stack, **train))
+        return ExperimentRunner(config, tmp_path / "run", device="cpu", progress=False).stacks()
+
+    assert stacks("on") and stacks("on", seeds=(0,), controls=("reinit",))
+    assert not stacks("off") and not stacks("auto")  # auto: a GPU only; on this CPU one at a time was faster
+    assert not stacks("on", seeds=(0,))  # one training per level: nothing to stack it with
+    assert not stacks("on", loss="tests.byo_losses:scaled_cross_entropy") and not stacks("on", compile=True)
+    assert not stacks("on", model="tests.byo_stacked:with_dropout")  # dropout draws from the RNG threads share
+    with pytest.raises(LotteryTicketError, match="choose on, auto or off"):
+        TrainConfig(stack="yes")

@@ -146,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--sparse-training", choices=("auto", "on", "off"),
                       help="train pruned Linear layers through their survivors only: auto (default) where measured "
                            "faster on this machine, on, or off (the masked dense step)")
-    find.add_argument("--stack", choices=("auto", "off"),
-                      help="auto: train a level's networks (seeds, controls) together as one stacked model where they "
-                           "share an architecture; off (default): one at a time")
+    find.add_argument("--stack", choices=("on", "auto", "off"),
+                      help="on: train a level's networks (seeds, controls) together as one stacked model; auto: on a "
+                           "GPU only (on this project's 2-core CPU it was slower, docs/stacked.md); off (default): "
+                           "one at a time")
     find.add_argument("--exclude", type=_csv, help="name patterns never pruned, e.g. fc3.weight")
     find.add_argument("--layer-rate", type=_layer_rate, action="append", metavar="PATTERN=RATE",
                       help="per-level rate of the layers a pattern names (repeatable), e.g. fc3.weight=0.1")

@@ -108,9 +108,10 @@ class TrainConfig:
     sparse_training: str = field(default="auto", metadata={"help": "auto | on | off: train pruned Linear layers "
                                                                      "through their survivors only (auto: where "
                                                                      "measured faster on this machine; CPU)"})
-    stack: str = field(default="off", metadata={"help": "auto | off: train a level's networks (every seed's ticket and "
-                                                        "control) together as one stacked model where they share an "
-                                                        "architecture (auto), or one at a time (off)"})
+    stack: str = field(default="off", metadata={"help": "on | auto | off: train a level's networks (every seed's ticket "
+                                                        "and control) together as one stacked model (on; auto: on a "
+                                                        "GPU, where one-at-a-time steps are launch-bound), or one at "
+                                                        "a time (off)"})
 
     def __post_init__(self):
         check_field_types(self)
@@ -120,8 +121,8 @@ class TrainConfig:
             raise LotteryTicketError(f"schedule={self.schedule!r} is unknown; choose constant, step or cosine")
         if self.amp not in (None, "bf16"):
             raise LotteryTicketError(f"amp={self.amp!r} is unknown; choose bf16 (or leave it unset)")
-        if self.stack not in ("auto", "off"):
-            raise LotteryTicketError(f"stack={self.stack!r} is unknown; choose auto or off")
+        if self.stack not in ("on", "auto", "off"):
+            raise LotteryTicketError(f"stack={self.stack!r} is unknown; choose on, auto or off")
         if self.sparse_training not in ("auto", "on", "off"):
             raise LotteryTicketError(f"sparse_training={self.sparse_training!r} is unknown; choose auto, on or off")
         if not (self.lr > 0):

@@ -168,13 +168,17 @@ class ExperimentRunner:
         self.rng_lock = threading.RLock()
 
     def stacks(self) -> bool:
-        """Whether --stack auto stacks this run: a deterministic function of the settings, never of the machine's
-        load. Stacking needs in-memory data, cross-entropy, one process per training and no random layers (dropout
+        """Whether this run stacks (--stack on, or auto on a GPU): a deterministic function of the settings and the
+        device type, never of the machine's load. Stacking needs in-memory data, cross-entropy, one process per training and no random layers (dropout
         would draw from the RNG every thread shares); otherwise every training runs by itself."""
         from ..data.types import DataSplits
 
         c = self.config
-        if c.train.stack != "auto" or self.collective.world_size > 1 or self.tensorboard or c.train.compile:
+        if c.train.stack == "off" or c.train.stack == "auto" and self.device.type != "cuda":
+            return False  # auto: a GPU's one-at-a-time steps are launch-bound; a CPU's were faster (docs/stacked.md)
+        if self.collective.world_size > 1 or self.tensorboard or c.train.compile:
+            return False
+        if len(c.seeds) == 1 and not c.controls:  # one training per level: nothing to stack it with
             return False
         if c.train.loss != "cross_entropy" or not isinstance(self.data, DataSplits):
             return False
