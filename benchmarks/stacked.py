@@ -40,7 +40,7 @@ def get_data(name: str, data_dir: str | None) -> tuple[DataSplits, str]:
     if name == "mnist1d":  # generated offline into the user's cache, never into a data folder
         return load_dataset(name), "mnist1d (generated)"
     try:
-        return load_dataset(name, data_dir, verify_checksums=False), f"{name} (real files)"
+        return load_dataset(name, data_dir, verify_checksums=False, validation=False), f"{name} (real files)"
     except Exception as exc:  # benchmark only: random data of the right shape
         shape, n = ((1, 28, 28), 60000) if "mnist" in name else ((3, 32, 32), 50000)
         g = torch.Generator().manual_seed(0)
