@@ -340,6 +340,31 @@ def test_workers_and_concurrent_processes_give_the_single_process_result(tmp_pat
             assert masks_of(run, seed) == masks_of(single, seed)
 
 
+@pytest.mark.slow
+def test_a_job_array_of_one_seed_per_process_on_one_folder_gives_the_single_process_result(tmp_path):
+    """The SLURM recipe (docs/distributed.md): `find --seeds $SLURM_ARRAY_TASK_ID` per job, one shared folder."""
+    args = [*TINY, "--rounds", "1", "--controls", "reinit"]
+    single, shared = tmp_path / "single", tmp_path / "shared"
+    assert _find(*args, "--seeds", "0,1,2", "--out", str(single)).wait() == 0
+    jobs = [_find(*args, "--seeds", str(seed), "--out", str(shared)) for seed in (0, 1, 2)]
+    assert [job.wait() for job in jobs] == [0, 0, 0], "".join(job.stderr.read() for job in jobs)
+    assert metrics_without_timing(shared) == metrics_without_timing(single)
+    for seed in (0, 1, 2):
+        assert masks_of(shared, seed) == masks_of(single, seed)
+    import json
+
+    assert sorted(json.loads((shared / "config.json").read_text())["experiment"]["seeds"]) == [0, 1, 2]
+
+
+def test_workers_on_a_machine_with_several_gpus_take_one_gpu_each():
+    from lottery_ticket.experiment.runner import worker_device
+
+    assert [worker_device("cuda", i, gpus=4) for i in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0",
+                                                                    "cuda:1"]
+    assert worker_device("cuda", 3, gpus=1) == "cuda" and worker_device("cuda:1", 3, gpus=4) == "cuda:1"
+    assert worker_device("cpu", 5, gpus=4) == "cpu"
+
+
 def test_records_and_reports_show_overall_and_eligible_sparsity():
     from lottery_ticket.experiment.report import format_table
     from lottery_ticket.experiment.results import summarize

@@ -216,16 +216,20 @@ class ExperimentRunner:
     # ---- the whole experiment ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self._check_budget()
+        requested = self.config.seeds
         self.collective.barrier()
         if self.is_writer:
             self.config = self.claim_folder()
         self.collective.barrier()
         if not self.is_writer:
             self.config = read_run_config(self.folder)
-        if self.workers > 1 and len(self.config.seeds) > 1:
-            self._run_in_workers()
+        # The seeds this command asked for (`resume`: all of them). The folder may list more: other processes' of a
+        # job array adding their seeds to it, one each (docs/distributed.md).
+        seeds = [seed for seed in self.config.seeds if seed in requested]
+        if self.workers > 1 and len(seeds) > 1:
+            self._run_in_workers(seeds)
         else:
-            self._run_seeds(self.config.seeds)
+            self._run_seeds(seeds)
         self.collective.barrier()
         return self.write_summary()
 
@@ -264,7 +268,7 @@ class ExperimentRunner:
                 with file_lock(self.folder.seed(pending[0]).root / LOCK_NAME):
                     pass
 
-    def _run_in_workers(self) -> None:
+    def _run_in_workers(self, seeds) -> None:
         threads = _worker_threads()
         kwargs = dict(config=self.config, out_dir=str(self.folder.root), data_dir=self.data_dir,
                       verify_checksums=self.verify_checksums, device=str(self.device), progress=False,
@@ -272,7 +276,8 @@ class ExperimentRunner:
         import multiprocessing
 
         with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, kwargs, seed, threads) for seed in self.config.seeds]
+            futures = [pool.submit(_worker, {**kwargs, "device": worker_device(str(self.device), i)}, seed, threads)
+                       for i, seed in enumerate(seeds)]
             for future in futures:
                 future.result()
 
@@ -539,6 +544,15 @@ def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
     for iteration in sorted(rows):
         writer.writerow(rows[iteration])
     atomic_write_text(path, buffer.getvalue())
+
+
+def worker_device(device: str, index: int, gpus: int | None = None) -> str:
+    """The device of the index-th worker: with `--device cuda` on a machine with several GPUs, worker i takes GPU
+    i mod their number; a device given with its index, or the CPU, is every worker's."""
+    if device != "cuda":
+        return device
+    gpus = torch.cuda.device_count() if gpus is None else gpus
+    return f"cuda:{index % gpus}" if gpus > 1 else device
 
 
 def _worker_threads() -> int:
