@@ -289,3 +289,18 @@ def test_import_roots_of_a_trusted_folder_go_last_on_sys_path_and_report_adds_no
     rehash(run, lambda c: c.update(import_roots=[str(root), str(run)]))  # roots changed: the signature no longer holds
     with pytest.raises(Exception, match="--trust-code"):
         read_run_config(RunFolder(run), run_code=True)
+
+
+def test_an_out_that_is_itself_a_link_is_the_users_choice_and_works(tmp_path, capsys):
+    real = tmp_path / "scratch" / "run"
+    real.parent.mkdir()
+    (tmp_path / "run").symlink_to(real.parent, target_is_directory=True)  # e.g. ~/runs -> /scratch/me
+    link_out = tmp_path / "run" / "run"
+    assert main(["find", *TINY, "--out", str(link_out)]) == 0
+    (real / "seed_0" / "rounds" / "round_01.json").unlink()
+    assert main(["resume", str(link_out), "--quiet"]) == 0
+    direct = tmp_path / "direct"
+    direct.symlink_to(real, target_is_directory=True)  # the run folder itself a link
+    (real / "seed_0" / "rounds" / "round_01.json").unlink()
+    assert main(["resume", str(direct), "--quiet"]) == 0
+    assert (real / "seed_0" / "rounds" / "round_01.json").is_file()

@@ -27,7 +27,7 @@ def refuse_links(path: str | os.PathLike, folder: bool = False) -> None:
     may be a link."""
     absolute = os.path.abspath(path)
     mode = None
-    roots = [r for r in _CONFINED if absolute.startswith(r.rstrip(os.sep) + os.sep)]
+    roots = [r for r in _CONFINED if absolute == r or absolute.startswith(r.rstrip(os.sep) + os.sep)]
     current = Path(max(roots, key=len)) if roots else Path(absolute).parent
     for part in Path(absolute).relative_to(current).parts:
         current = current / part
