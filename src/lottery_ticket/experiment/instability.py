@@ -200,7 +200,9 @@ class InstabilityAnalysis:
         self.dense = finished[0]
         self.runner = ExperimentRunner(self.config, self.folder.root, data_dir=data_dir, verify_checksums=verify_checksums,
                                        device=device, progress=False, download=download)
-        self.runner.check_model()  # [model_kwargs] the model refuses: one line, before anything is trained
+        from .preflight import check_model
+
+        check_model(self.runner)  # [model_kwargs] the model refuses: one line, before anything is trained
         self.device = self.runner.device
         self.budget = self.runner.iterations(self.config.train.budget)  # T (loads the data)
         for k in rewind_steps:

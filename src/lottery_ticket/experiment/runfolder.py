@@ -153,11 +153,12 @@ def reuse_execution(folder: RunFolder) -> int:
     A record that is missing or not ours changes nothing."""
     import os
 
+    from ..errors import LotteryTicketError
     from ..io import read_json
 
     try:
         execution = read_json(folder.config).get("execution")
-    except (AttributeError, Exception):
+    except (LotteryTicketError, AttributeError):  # unreadable, or not an object: read_run_config says which
         return 1
     if not isinstance(execution, dict):
         return 1

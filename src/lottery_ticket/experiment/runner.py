@@ -28,6 +28,7 @@ from ..imp import IMP, SINGLE_PROCESS, Collective, EarlyBirdSpec, FolderStore
 from ..io import write_json
 from ..pruning.registry import make_pruner
 from .locks import LOCK_NAME, file_lock, holder
+from .preflight import check_model, check_one_batch, weightless
 from .provenance import provenance
 from .results import write_metrics_and_summary
 from .runfolder import RunFolder, experiment_digest, our_temp_files, read_run_config, seed_places, signed_part
@@ -182,7 +183,7 @@ class ExperimentRunner:
             return False
         if c.train.loss != "cross_entropy" or not isinstance(self.data, DataSplits):
             return False
-        with torch.device("meta"), _SkipInitialization():
+        with weightless():
             model = RunTrainable(self, c.seeds[0], None).construct_model(c.seeds[0])
         return not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
 
@@ -285,7 +286,6 @@ class ExperimentRunner:
         """Problems that would only surface later: catch them before anything is written, so the corrected
         command is not refused as a different experiment."""
         from ..data.types import DataSplits
-        from ..plugins import is_import_path
 
         self.config.resolve_code()  # your own model/data/loss import, or one line says why not
         batch = self.config.train.batch_size
@@ -293,8 +293,8 @@ class ExperimentRunner:
         if batch > train_size:
             raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
                                      f"{self.config.dataset}; pass a smaller --batch-size")
-        self.check_model()
-        self._check_one_batch()
+        check_model(self)
+        check_one_batch(self)
         # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
         # (per-layer rates with one): building it writes nothing.
         self.imp(self.config.seeds[0])
@@ -303,95 +303,6 @@ class ExperimentRunner:
         if k >= total:
             raise LotteryTicketError(f"rewind_iteration={k} is not below the {total} training steps per round; "
                                      "pass a smaller --rewind-iteration (e.g. 1-5 % of the budget)")
-
-    def check_model(self) -> None:
-        """Build the model once, so a factory that fails, [model_kwargs] the model refuses, or a model with no real
-        weights stop in one line before any write. Registry models are built weightless (torch.device('meta')):
-        building VGG-19 for real just to check it would cost seconds."""
-        from ..plugins import is_import_path
-
-        c, seed = self.config, self.config.seeds[0]
-        trainable = RunTrainable(self, seed, None)
-        try:
-            if is_import_path(c.model):
-                model = trainable.construct_model(seed)
-            else:
-                with torch.device("meta"), _SkipInitialization():
-                    model = trainable.construct_model(seed)
-        except LotteryTicketError:
-            raise
-        except Exception as exc:  # the model's own constructor refused its arguments (num_classes=-3, ...)
-            raise LotteryTicketError(f"model {c.model!r} with model_kwargs {c.model_kwargs} failed to build: "
-                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; fix "
-                                     "--model or [model_kwargs]") from None
-        if is_import_path(c.model) and any(p.is_meta for p in model.parameters()):
-            raise LotteryTicketError(f"model {c.model!r} returned a model on the meta device (no weights to train); "
-                                     "build it on the CPU, the run moves it to --device")
-        import fnmatch
-
-        names = [name for name, _ in model.named_parameters()]
-        for option, patterns in (("--layer-rate", c.prune.layer_rates), ("--exclude", c.prune.exclude)):
-            for pattern in patterns:
-                if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
-                    raise LotteryTicketError(f"{option} pattern {pattern!r} matches no parameter of {c.model}; its "
-                                             f"names look like {', '.join(names[:4])}")
-
-    def _check_one_batch(self) -> None:
-        """Your own model, data or loss, tried on one real training batch (forward and loss, no update) before
-        config.json is written: a data factory that yields nothing, labels out of range, a loss that raises or is
-        not one finite number are one line, and the corrected command then runs on the same --out."""
-        from ..data.loader import InMemoryLoader
-        from ..data.types import DataSplits
-        from ..training.trainer import resolve_loss
-
-        c, data = self.config, self.data
-        if not c.code_paths():
-            return
-        where = f"{c.model} on {c.dataset} with loss {c.train.loss}"
-        if isinstance(data, DataSplits):
-            first = torch.arange(min(c.train.batch_size, len(data.train)))
-            batches = {"train": InMemoryLoader(data.train.subset(first), len(first), mean=data.mean, std=data.std,
-                                               shuffle=False, device="cpu")}
-        else:
-            batches = {"train": data.train, "test": data.test}
-        found = {}
-        for split, loader in batches.items():
-            try:
-                found[split] = next(iter(loader))
-            except StopIteration:
-                raise LotteryTicketError(f"data {c.dataset!r}: its {split!r} split yields no batch; give it at "
-                                         "least one (inputs, targets) batch") from None
-            except Exception as exc:
-                raise LotteryTicketError(f"data {c.dataset!r}: iterating its {split!r} split raised "
-                                         f"{type(exc).__name__}: {exc}") from None
-        try:
-            x, y = found["train"]
-        except (TypeError, ValueError):
-            raise LotteryTicketError(f"data {c.dataset!r}: a batch must be (inputs, targets), not "
-                                     f"{type(found['train']).__name__}") from None
-        model = RunTrainable(self, c.seeds[0], None).build_model(c.seeds[0])
-        try:
-            with torch.no_grad():
-                outputs = model(x.to(self.device) if torch.is_tensor(x) else x)
-                targets = y.to(self.device) if torch.is_tensor(y) else y
-                if (torch.is_tensor(outputs) and outputs.dim() == 2 and torch.is_tensor(targets)
-                        and not targets.is_floating_point() and targets.numel()
-                        and (int(targets.min()) < 0 or int(targets.max()) >= outputs.shape[1])):
-                    raise LotteryTicketError(f"{where}: labels span {int(targets.min())}..{int(targets.max())} but "
-                                             f"the model has {outputs.shape[1]} outputs; fix the labels or num_classes")
-                loss = resolve_loss(c.train.loss)(outputs, targets)
-        except LotteryTicketError:
-            raise
-        except Exception as exc:
-            message = str(exc).splitlines()[0] if str(exc) else ""
-            shapes = f"inputs {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}, targets " \
-                     f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}"
-            raise LotteryTicketError(f"{where}: one training batch ({shapes}) does not fit the model or the loss: "
-                                     f"{type(exc).__name__}: {message}") from None
-        if not torch.is_tensor(loss) or loss.numel() != 1 or not torch.isfinite(loss).all():
-            shown = tuple(loss.shape) if torch.is_tensor(loss) else type(loss).__name__
-            raise LotteryTicketError(f"loss {c.train.loss!r} must return one finite number per batch (the batch's "
-                                     f"mean), got {shown if torch.is_tensor(loss) and loss.numel() != 1 else loss!r}")
 
     def claim_folder(self) -> ExperimentConfig:
         """Write config.json, or check the one there is this same experiment and extend it to this run's extent."""
@@ -514,17 +425,6 @@ class ExperimentRunner:
             return {}
         with file_lock(self.folder.root / LOCK_NAME):
             return write_metrics_and_summary(self.folder, self.config)
-
-
-class _SkipInitialization(torch.overrides.TorchFunctionMode):
-    """In-place initialization (normal_, uniform_, zero_ ...) of meta tensors does nothing: torch would route it
-    through its reference implementations, which import torch._dynamo (~1.7 s) just to check a model's arguments."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.endswith("__") and args and torch.is_tensor(args[0]) and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
 
 
 def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
