@@ -199,3 +199,26 @@ def test_whether_a_run_stacks_follows_from_its_settings_and_device_type_only(tmp
     assert not stacks("on", model="tests.byo_stacked:with_dropout")  # dropout draws from the RNG threads share
     with pytest.raises(LotteryTicketError, match="choose on, auto or off"):
         TrainConfig(stack="yes")
+
+
+@pytest.mark.parametrize("augment", [False, True], ids=["plain", "crop-flip"])
+def test_the_stacked_loader_gives_each_network_exactly_its_own_loaders_batches(augment):
+    from lottery_ticket.data import ArrayDataset
+    from lottery_ticket.data.loader import InMemoryLoader, StackedLoader
+
+    g = torch.Generator().manual_seed(0)
+    data = ArrayDataset(torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (50,), generator=g))
+    stats = dict(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), augment=augment)
+    seeds = [3, 8, 21]
+    stacked = StackedLoader(data, 16, seeds, **stats)
+    alone = [InMemoryLoader(data, 16, shuffle=True, seed=s, drop_last=True, **stats) for s in seeds]
+    assert len(stacked) == len(alone[0]) == 3
+    for epoch in (0, 1, 5):
+        stacked.set_epoch(epoch)
+        for loader in alone:
+            loader.set_epoch(epoch)
+        for (x, y), *batches in zip(stacked, *alone):
+            assert x.shape == (3, 16, 3, 8, 8) and y.shape == (3, 16)
+            for k, (xk, yk) in enumerate(batches):
+                assert torch.equal(x[k], xk) and torch.equal(y[k], yk), (epoch, k)

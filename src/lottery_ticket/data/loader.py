@@ -67,11 +67,22 @@ class InMemoryLoader:
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Pad-`pad` random crop and random horizontal flip of a batch [N, C, H, W], vectorized and seeded."""
+    return crop_flip(x, *crop_flip_draws(x.shape[0], generator, pad), pad=pad)
+
+
+def crop_flip_draws(n: int, generator: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The random offsets (dy, dx) and flips of `n` images, drawn from `generator` in one fixed order."""
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return dy, dx, flip
+
+
+def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Crop each padded image of x [N, C, H, W] at (dy, dx) and flip the ones `flip` marks."""
     n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    dy, dx, flip = dy.to(x.device), dx.to(x.device), flip.to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # [N, H]
     cols = torch.arange(w, device=x.device)[None, :].expand(n, w)
     cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]  # [N, W]
@@ -128,3 +139,43 @@ class EpochLoader:
                                          f"{len(batch) if hasattr(batch, '__len__') else '?'}; yield (inputs, targets) pairs")
             x, y = batch
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+class StackedLoader:
+    """The batches of K InMemoryLoaders with K data seeds, as one [K, B, ...] batch per step: one gather, one
+    normalization and one augmentation for all K (on a GPU: a handful of launches a step, not K times as many).
+
+    Network k's batches are exactly those of InMemoryLoader(dataset, seed=seeds[k], shuffle=True, drop_last=True)
+    (tests/test_stacked.py): the same permutation per epoch, the same crops and flips from the same generator.
+    """
+
+    def __init__(self, dataset: ArrayDataset, batch_size: int, seeds: Sequence[int], *, mean: Sequence[float],
+                 std: Sequence[float], augment: bool = False, device: str | torch.device = "cpu"):
+        self.loaders = [InMemoryLoader(dataset, batch_size, mean=mean, std=std, shuffle=True, seed=seed,
+                                       augment=augment, drop_last=True, device="cpu") for seed in seeds]
+        self.device = torch.device(device)
+        first = self.loaders[0]
+        self.x, self.y = dataset.x.to(self.device), dataset.y.to(self.device)  # once, uint8 for images
+        self.a, self.b = first.a.to(self.device), first.b.to(self.device)
+        self.batch_size, self.augment = first.batch_size, augment
+
+    def set_epoch(self, epoch: int) -> None:
+        for loader in self.loaders:
+            loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loaders[0])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        k, b = len(self.loaders), self.batch_size
+        orders = torch.stack([loader._order() for loader in self.loaders]).to(self.device)  # [K, N]
+        generators = [torch.Generator().manual_seed(loader.seed * 1_000_003 + loader.epoch + 7_919)
+                      for loader in self.loaders] if self.augment else []
+        for i in range(len(self)):
+            idx = orders[:, i * b:(i + 1) * b].reshape(-1)
+            x = self.x.index_select(0, idx)
+            if self.augment:  # each network's draws from its own generator, in its loader's order; one crop for all
+                draws = [crop_flip_draws(b, g) for g in generators]
+                x = crop_flip(x, *(torch.cat(d) for d in zip(*draws)))
+            x = torch.addcmul(self.b, x.float(), self.a)
+            yield x.view(k, b, *x.shape[1:]), self.y.index_select(0, idx).view(k, b)

@@ -8,8 +8,8 @@ backward and one fused optimizer update serve all K. What stays per network:
 - its weights, mask (pruned gradients zeroed before every update) and BatchNorm running statistics;
 - its optimizer state: the fused SGD/Adam/AdamW kernels are elementwise, so one update of the stacked tensor is
   K updates with scalar hyperparameters shared (every network of a level runs the same TrainConfig);
-- its data order: network k reads batches from its own InMemoryLoader seeded with its data seed, exactly the
-  batches a Trainer with that seed reads;
+- its data order: network k reads the batches a Trainer with its data seed reads (data.loader.StackedLoader
+  gathers, normalizes and augments all K networks' batches at once, from the dataset kept on the device);
 - its evaluations and early-stop iteration (one Evaluate history each).
 
 So K stacked trainings end where K separate Trainer runs end, to float tolerance (the batched matmul sums in
@@ -56,6 +56,7 @@ class StackedTrainer:
         self.total_iterations = Budget.parse(config.budget).iterations(self.steps_per_epoch)
         every = Budget.parse(config.eval_every).iterations(self.steps_per_epoch) if config.eval_every else 0
         self.eval_every = every
+        self._eval_loaders: dict[str, Any] = {}
 
     # ---- the step ------------------------------------------------------------------------------------------
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -80,7 +81,7 @@ class StackedTrainer:
     # ---- the loop ------------------------------------------------------------------------------------------
     def train(self, models: Sequence[nn.Module], masks: Sequence[PruningMask | None],
               data_seeds: Sequence[int], start_iteration: int = 0) -> list[dict[str, Any]]:
-        from ..data.loader import InMemoryLoader
+        from ..data.loader import StackedLoader
 
         if not (len(models) == len(masks) == len(data_seeds)) or not models:
             raise LotteryTicketError(f"give one mask and one data seed per model ({len(models)} models, {len(masks)} "
@@ -93,9 +94,8 @@ class StackedTrainer:
         spare = copy.deepcopy(models[0])
         models, masks, data_seeds = [*models, spare], [*masks, masks[0]], [*data_seeds, data_seeds[0]]
         self._stack(models, masks)
-        loaders = [InMemoryLoader(self.data.train, self.config.batch_size, mean=self.data.mean, std=self.data.std,
-                                  shuffle=True, seed=seed, augment=self.config.augment, drop_last=True,
-                                  device=self.device) for seed in data_seeds]
+        loader = StackedLoader(self.data.train, self.config.batch_size, data_seeds, mean=self.data.mean,
+                               std=self.data.std, augment=self.config.augment, device=self.device)
         lr_factor = lr_multiplier(self.config, self.total_iterations, self.steps_per_epoch)
         self.iteration = int(start_iteration)
         if lr_factor is not None:
@@ -106,13 +106,10 @@ class StackedTrainer:
         losses = torch.zeros(len(models), device=self.device)
         epoch, skip = divmod(self.iteration, self.steps_per_epoch)
         while self.iteration < self.total_iterations:
-            for loader in loaders:
-                loader.set_epoch(epoch)
-            for index, batches in enumerate(zip(*loaders)):
+            loader.set_epoch(epoch)
+            for index, (x, y) in enumerate(loader):
                 if index < skip:  # a rewound level starts mid-epoch, where step k left the data order
                     continue
-                x = torch.stack([b[0] for b in batches])
-                y = torch.stack([b[1] for b in batches])
                 losses = self._step(x, y)
                 self.iteration += 1
                 if lr_factor is not None:
@@ -188,8 +185,11 @@ class StackedTrainer:
         """Loss and accuracy of every network on `split`, the same examples for all, in eval mode."""
         from ..data.loader import InMemoryLoader
 
-        loader = InMemoryLoader(getattr(self.data, split), self.eval_batch_size, mean=self.data.mean,
-                                std=self.data.std, shuffle=False, device=self.device)
+        if split not in self._eval_loaders:  # the split goes to the device once, not at every evaluation
+            self._eval_loaders[split] = InMemoryLoader(getattr(self.data, split), self.eval_batch_size,
+                                                       mean=self.data.mean, std=self.data.std, shuffle=False,
+                                                       device=self.device)
+        loader = self._eval_loaders[split]
         self.template.eval()
         k = next(iter(self.params.values())).shape[0]
         loss_sum = torch.zeros(k, device=self.device)
