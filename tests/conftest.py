@@ -26,6 +26,15 @@ os.environ.pop("LOTTERY_TICKET_KEY", None)
 
 
 @pytest.fixture(autouse=True)
+def one_thread_per_test():
+    """Every test starts with one thread: `resume` adopts a run folder's recorded thread count (config.json's
+    "execution"), and a test resuming a folder that a subprocess made with two would otherwise change the floats
+    of every test after it."""
+    yield
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
 def isolated_from_dataset_environment(monkeypatch):
     """No test may see the user's dataset folder or download mirror: they would change which files a test reads.
 
