@@ -237,7 +237,7 @@ def test_the_worker_and_thread_setup_is_recorded_and_resume_reuses_it(tmp_path, 
     assert stored["execution"] == {"workers": 1, "threads": torch.get_num_threads()}
     stored["execution"] = {"workers": 3, "threads": 2}
     (out / "config.json").write_text(json.dumps(stored))
-    monkeypatch.delenv("LOTTERY_TICKET_WORKER_THREADS", raising=False)
+    monkeypatch.setenv("LOTTERY_TICKET_WORKER_THREADS", "1")  # so the value reuse_execution sets is undone after
     assert reuse_execution(RunFolder(out)) == 3 and os.environ["LOTTERY_TICKET_WORKER_THREADS"] == "2"
     threads = torch.get_num_threads()
     try:
