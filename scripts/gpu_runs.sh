@@ -17,9 +17,7 @@ export PYTHONPATH=$HERE/src PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 RUNS=${RUNS:-/tmp/gpu_runs}
 mkdir -p "$OUT" "$RUNS"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
-  $PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, platform.processor())"
-  nproc; } > "$OUT/hardware.txt"
+bash "$HERE/scripts/hardware.sh" "$PY" > "$OUT/hardware.txt"
 cd "$HERE"
 if [[ $PARTS == *bench* ]]; then
 $PY -m pytest -q -p no:cacheprovider tests/test_export.py -k "24 or gpu" -rA > "$OUT/gpu_tests.txt" 2>&1

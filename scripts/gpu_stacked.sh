@@ -23,9 +23,7 @@ BENCH_MODELS=${BENCH_MODELS:-conv2,conv4,conv6,cifar_resnet20,cifar_vgg19} BENCH
 BENCH_SECONDS=${BENCH_SECONDS:-150} BENCH_KS=${BENCH_KS:-1,4,16} EXTRA=${EXTRA:-}
 RUNS=${RUNS:-/tmp/gpu_stacked}
 mkdir -p "$OUT" "$RUNS"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
-  $PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, platform.processor())"
-  nproc; } > "$OUT/hardware.txt"
+bash "$HERE/scripts/hardware.sh" "$PY" > "$OUT/hardware.txt"
 cd "$HERE"
 timeout --signal=INT "$BENCH_SECONDS" $PY benchmarks/stacked.py --device "$DEVICE" --models "$BENCH_MODELS" \
     --ks "$BENCH_KS" --steps "$BENCH_STEPS" --repeats 1 --data-dir "$CIFAR" > "$OUT/stacked_$DEVICE.md" 2>&1

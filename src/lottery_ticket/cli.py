@@ -334,9 +334,7 @@ def cmd_find(args) -> int:
 
 def cmd_resume(args) -> int:
     from .experiment.report import format_table
-    from .experiment.runfolder import RunFolder, read_run_config
-
-    from .experiment.runfolder import reuse_execution
+    from .experiment.runfolder import RunFolder, read_run_config, reuse_execution
 
     folder = RunFolder(Path(args.run_dir))
     config = read_run_config(folder, run_code=True, trust_code=args.trust_code)
@@ -438,13 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
-    empty = [name for name, value in vars(args).items() if isinstance(value, str) and not value.strip()]
+    empty = [name for name, value in vars(args).items()
+             if any(isinstance(v, str) and not v.strip() for v in (value if isinstance(value, list) else [value]))]
     if empty:
-        option = "--" + empty[0].replace("_", "-") if empty[0] not in ("run_dir",) else "RUN_DIR"
+        option = "RUN_DIR" if empty[0] in ("run_dir", "run_dirs") else "--" + empty[0].replace("_", "-")
         print(f"lottery-ticket: error: {option} is empty; give it a value or leave it out", file=sys.stderr)
-        return 2
-    if any(not str(d).strip() for d in getattr(args, "run_dirs", None) or ()):
-        print("lottery-ticket: error: an empty RUN_DIR was given; pass run folder paths", file=sys.stderr)
         return 2
     if args.command is None:
         parser.print_help()

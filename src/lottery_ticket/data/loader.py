@@ -54,9 +54,13 @@ class InMemoryLoader:
             order = order[: self.per_rank * self.world_size][self.rank::self.world_size]
         return order.to(self.device)
 
+    def _augmentation_generator(self) -> torch.Generator:
+        """The crops and flips of this epoch: a function of (seed, epoch), like the order."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 7_919)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._order()
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 7_919) if self.augment else None
+        g = self._augmentation_generator() if self.augment else None
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.x.index_select(0, idx)
@@ -169,8 +173,7 @@ class StackedLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         k, b = len(self.loaders), self.batch_size
         orders = torch.stack([loader._order() for loader in self.loaders]).to(self.device)  # [K, N]
-        generators = [torch.Generator().manual_seed(loader.seed * 1_000_003 + loader.epoch + 7_919)
-                      for loader in self.loaders] if self.augment else []
+        generators = [loader._augmentation_generator() for loader in self.loaders] if self.augment else []
         for i in range(len(self)):
             idx = orders[:, i * b:(i + 1) * b].reshape(-1)
             x = self.x.index_select(0, idx)

@@ -41,7 +41,6 @@ class RunTrainable:
 
     def __init__(self, runner: "ExperimentRunner", seed: int, store: FolderStore):
         self.runner, self.seed, self.store = runner, seed, store
-        self._trainer = None
 
     def build_model(self, seed: int) -> torch.nn.Module:
         return self.construct_model(seed).to(self.runner.device)
@@ -93,24 +92,21 @@ class RunTrainable:
 
         r, c = self.runner, self.runner.config
         train_config = dataclasses.replace(c.train, data_seed=c.train.data_seed + self.seed)
-        self._trainer = Trainer(train_config, r.data, r.device, progress=r.progress and r.collective.is_writer,
-                                checkpoint_path=self.store.checkpoint(stage), checkpoint_every=r.checkpoint_every,
-                                rank=r.collective.rank, world_size=r.collective.world_size)
+        trainer = Trainer(train_config, r.data, r.device, progress=r.progress and r.collective.is_writer,
+                          checkpoint_path=self.store.checkpoint(stage), checkpoint_every=r.checkpoint_every,
+                          rank=r.collective.rank, world_size=r.collective.world_size)
         if r.tensorboard and r.collective.is_writer:
             from ..training.callbacks import TensorBoard
 
             callbacks = [*callbacks, TensorBoard(r.folder.root / "tensorboard" / f"seed_{self.seed}" / stage)]
         started = time.perf_counter()
-        metrics = self._trainer.train(model, mask, on_step=on_step, callbacks=callbacks, start_iteration=start_iteration)
-        if self.store is not None and r.collective.is_writer:
-            write_training_log(self.store.sf.root / "logs" / f"{stage}.csv", metrics)
+        metrics = trainer.train(model, mask, on_step=on_step, callbacks=callbacks, start_iteration=start_iteration)
+        if self._log_path(stage) is not None:
+            write_training_log(self._log_path(stage), metrics)
         return {**metrics, "train_seconds": time.perf_counter() - started}
 
     def evaluate(self, model) -> dict[str, Any]:
-        if self.runner.rendezvous is not None:  # a seed's ticket and controls evaluate from several threads
-            test = self.runner.evaluate_alone(model)
-        else:
-            test = self._trainer.evaluate("test", model)
+        test = self.runner.evaluate(model)
         return {"accuracy": test["accuracy"], "test_loss": test["loss"]}
 
     def scoring_data(self):
@@ -170,8 +166,9 @@ class ExperimentRunner:
 
     def stacks(self) -> bool:
         """Whether this run stacks (--stack on, or auto on a GPU): a deterministic function of the settings and the
-        device type, never of the machine's load. Stacking needs in-memory data, cross-entropy, one process per training and no random layers (dropout
-        would draw from the RNG every thread shares); otherwise every training runs by itself."""
+        device type, never of the machine's load. Stacking needs in-memory data, cross-entropy, one process per
+        training and no random layers (dropout would draw from the RNG every thread shares); otherwise every
+        training runs by itself."""
         from ..data.types import DataSplits
 
         c = self.config
@@ -187,7 +184,9 @@ class ExperimentRunner:
             model = RunTrainable(self, c.seeds[0], None).construct_model(c.seeds[0])
         return not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
 
-    def evaluate_alone(self, model) -> dict[str, float]:
+    def evaluate(self, model) -> dict[str, float]:
+        """Test loss and accuracy of a trained network: one evaluator for the run, shared by the threads of a
+        stacked run (the test split goes to the device once)."""
         from ..training import Trainer
 
         with self._evaluator_lock:

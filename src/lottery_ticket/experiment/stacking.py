@@ -26,10 +26,10 @@ class Training:
     key: tuple  # trainings with equal keys may share a stack
     order: tuple  # where it runs within a group: (seed, stage)
     run_alone: Callable[[], dict[str, Any]]  # how to train it by itself
-    model: nn.Module | None = None  # for a stack: network, mask, data seed, start step
-    mask: Any = None
-    data_seed: int = 0
-    start_iteration: int = 0
+    model: nn.Module  # for a stack: network, mask, data seed, start step
+    mask: Any
+    data_seed: int
+    start_iteration: int
     log_path: Any = None  # where its training log goes (None: not written by this process)
     done: bool = False
     result: dict[str, Any] | None = None
@@ -114,25 +114,23 @@ class Rendezvous:
             for training in sorted(group, key=lambda t: t.order):
                 stacks.setdefault(training.key, []).append(training)
             for key, members in stacks.items():
-                if key[0] == "alone" or len(members) == 1 and members[0].model is None:
+                if key[0] == "alone":
                     for training in members:
-                        self._settle(training, training.run_alone)
+                        _settle([training], lambda t=training: [t.run_alone()])
                 else:
-                    try:
-                        for training, metrics in zip(members, self.train_stack(members)):
-                            training.result = metrics
-                    except BaseException as exc:  # noqa: BLE001 - every member reports the stack's error
-                        for training in members:
-                            training.error = exc
+                    _settle(members, lambda m=members: self.train_stack(m))
         finally:
             with self._cond:
                 for training in group:
                     training.done = True
                 self._cond.notify_all()
 
-    @staticmethod
-    def _settle(training: Training, run: Callable[[], dict[str, Any]]) -> None:
-        try:
-            training.result = run()
-        except BaseException as exc:  # noqa: BLE001
+
+def _settle(trainings: list[Training], run: Callable[[], list[dict[str, Any]]]) -> None:
+    """Each training's metrics from `run`, or the error it raised for every one of them (their threads re-raise)."""
+    try:
+        for training, metrics in zip(trainings, run()):
+            training.result = metrics
+    except BaseException as exc:  # noqa: BLE001
+        for training in trainings:
             training.error = exc

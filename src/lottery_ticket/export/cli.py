@@ -16,11 +16,15 @@ from .size import storage_sizes
 
 def load_final_ticket(run_dir: str | Path, seed: int | None = None) -> tuple[torch.nn.Module, PruningMask, int]:
     """The trained weights and mask of the last finished round of `seed` (default: the first seed)."""
+    folder = RunFolder(Path(run_dir))
+    return _final_ticket(folder, read_run_config(folder), seed)
+
+
+def _final_ticket(folder: RunFolder, config, seed: int | None) -> tuple[torch.nn.Module, PruningMask, int]:
     from ..data import DATASETS
     from ..models import build_model_for_data
 
-    folder = RunFolder(Path(run_dir))
-    config = read_run_config(folder)
+    run_dir = folder.root
     seed = config.seeds[0] if seed is None else seed
     sf = folder.seed(seed)
     finished = sorted(int(p.stem.split("_")[1]) for p in (sf.root / "rounds").glob("round_*.json"))
@@ -50,10 +54,12 @@ def bench_run_folder(run_dir: str | Path, seed: int | None = None, batch_sizes=(
     import math
     import os
 
-    model, mask, r = load_final_ticket(run_dir, seed)
     from ..data import DATASETS
 
-    shape = tuple(DATASETS[read_run_config(RunFolder(Path(run_dir))).dataset].input_shape)
+    folder = RunFolder(Path(run_dir))
+    config = read_run_config(folder)
+    model, mask, r = _final_ticket(folder, config, seed)
+    shape = tuple(DATASETS[config.dataset].input_shape)
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
     # The inputs, the activations and the dense copy each export keeps: a batch whose input alone takes an eighth of
     # the machine's memory cannot be timed, and trying would swap or be killed, not say so.

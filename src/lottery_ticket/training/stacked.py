@@ -20,6 +20,7 @@ sparse-aware training, mid-training checkpoints and callbacks; the engine still 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Sequence
 
 import torch
@@ -122,8 +123,8 @@ class StackedTrainer:
         if evaluators and evaluators[0].history[-1]["iteration"] != self.iteration:
             self._measure(evaluators)
         final = losses.tolist()[:-1]  # the one host round trip of the loss: at the end, not every step
-        if not all(torch.isfinite(torch.tensor(final))):
-            bad = [k for k, v in enumerate(final) if v != v or abs(v) == float("inf")]
+        bad = [k for k, value in enumerate(final) if not math.isfinite(value)]
+        if bad:
             raise LotteryTicketError(f"training diverged: the loss of network(s) {bad} is not finite at iteration "
                                      f"{self.iteration}; lower the learning rate (--lr) or add warmup")
         self._unstack(models)
