@@ -17,7 +17,7 @@ from lottery_ticket.models import build_model
 from lottery_ticket.models.cifar import CifarVGG
 from lottery_ticket.pruning.channel import ChannelL1Pruner, alive_channels, channel_counts, residual_convs
 from lottery_ticket.pruning.registry import PRUNERS, make_pruner
-from lottery_ticket.pruning.schedule import next_mask
+from lottery_ticket.pruning.schedule import Schedule, next_mask
 
 TOL = dict(atol=1e-4, rtol=1e-4)
 
@@ -281,12 +281,12 @@ def test_channel_l1_through_make_pruner_and_next_mask_on_a_tiny_model():
     pruner = make_pruner(config, seed=0)
     assert isinstance(pruner, ChannelL1Pruner) and pruner.name == "channel-l1"
     dense = PruningMask(model)
-    level1 = next_mask(pruner, config.schedule(), model, dense, dense, 1)
-    level2 = next_mask(pruner, config.schedule(), model, level1, dense, 2)
+    level1 = next_mask(pruner, Schedule.of(config), model, dense, dense, 1)
+    level2 = next_mask(pruner, Schedule.of(config), model, level1, dense, 2)
     assert [a for a, _ in channel_counts(level1).values()] == [48, 32]
     assert [a for a, _ in channel_counts(level2).values()] == [36, 16]
     assert pruner.eligible(level2) == ["convs.0.weight", "convs.1.weight"]
     one_shot = PruneConfig(pruner="channel-l1", target_sparsity=0.75, rounds=2, one_shot=True)
-    level = next_mask(make_pruner(one_shot), one_shot.schedule(), model, dense, dense, 2)
+    level = next_mask(make_pruner(one_shot), Schedule.of(one_shot), model, dense, dense, 2)
     assert [a for a, _ in channel_counts(level).values()] == [16, 16]
     check_export(model, level2, (3, 8, 8))

@@ -144,7 +144,7 @@ def test_openlth_preset_with_three_rounds_prunes_open_lth_counts_per_level():
     total = count_pruned(dense, eligible)[1]
     alive = total + dense["fc3.weight"].numel()
     for level in range(1, 4):
-        mask = next_mask(pruner, config.prune.schedule(), model, mask, dense, level)
+        mask = next_mask(pruner, Schedule.of(config.prune), model, mask, dense, level)
         alive -= math.ceil(0.2 * alive) + 1  # sparse_global: ceil(20 % of all survivors), plus the one at the threshold
         assert count_pruned(mask, eligible)[0] == total + dense["fc3.weight"].numel() - alive
     assert mask["fc3.weight"].all()

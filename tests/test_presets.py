@@ -16,6 +16,7 @@ from lottery_ticket.models import get_model_class
 from lottery_ticket.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, preset_names, reached_sparsity
 from lottery_ticket.pruning import MagnitudePruner
 from lottery_ticket.pruning.base import most_specific_match
+from lottery_ticket.pruning.schedule import Schedule
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 PER_LAYER = [n for n, p in PRESETS.items() if p.prune.layer_rates]
@@ -100,7 +101,7 @@ def test_paper_presets_state_a_per_level_rate_so_rounds_only_count_levels(name):
     # F&C and open_lth: "prune p % per level"; --rounds changes how many levels, never the rate.
     prune = PRESETS[name].prune
     assert prune.rate == 0.2 and prune.target_sparsity is None
-    assert prune.schedule().extendable
+    assert Schedule.of(prune).extendable
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -227,6 +227,7 @@ def _default_device(requested: str | None) -> str:
 def config_from_args(args: argparse.Namespace):
     """Preset + explicit overrides -> a validated ExperimentConfig."""
     from .config import ExperimentConfig
+    from .registries import check_names
 
     preset = base_config(args)
     train_overrides = {k: v for k, v in (("budget", args.budget), ("lr", args.lr), ("batch_size", args.batch_size),
@@ -261,13 +262,13 @@ def config_from_args(args: argparse.Namespace):
         prune_overrides.setdefault("exclude", ())
     if args.layer_rate:
         prune_overrides["layer_rates"] = dict(args.layer_rate)
-    return ExperimentConfig(
+    return check_names(ExperimentConfig(
         model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
         train=dataclasses.replace(preset.train, **train_overrides),
         prune=dataclasses.replace(preset.prune, **prune_overrides),
         seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else preset.controls,
         preset=preset.preset, early_bird=args.early_bird if args.early_bird is not None else preset.early_bird,
-    )
+    ))
 
 
 def base_config(args: argparse.Namespace):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
 from .errors import LotteryTicketError
-from .sparsity import check_rounds, check_sparsity
+from .sparsity import check_min_density, check_rounds, check_sparsity, parse_nm
 
 T = TypeVar("T")
 
@@ -173,11 +173,7 @@ class PruneConfig:
     one_shot: bool = field(default=False, metadata={"help": "prune each level from the dense weights"})
 
     def __post_init__(self):
-        from .pruning.registry import PRUNERS, parse_nm
-
-        check_field_types(self)
-        if self.pruner not in PRUNERS:
-            raise LotteryTicketError(f"unknown pruner {self.pruner!r}; choose from {', '.join(PRUNERS)}")
+        check_field_types(self)  # the pruner's name is checked where PRUNERS lives (registries.check_names)
         parse_nm(self.nm)
         if self.rate is not None and self.target_sparsity is not None:
             raise LotteryTicketError("rate and target_sparsity are both set; give the per-level rate (the paper's form) "
@@ -194,18 +190,11 @@ class PruneConfig:
             raise LotteryTicketError("layer_rates need the per-level form; drop target_sparsity and set rate "
                                      "(the rate of layers no pattern names)")
         self.exclude = tuple(self.exclude)
-        from .pruning.base import check_min_density
-
         self.min_density = check_min_density(self.min_density)
         if isinstance(self.rewind_iteration, bool) or not isinstance(self.rewind_iteration, int) or self.rewind_iteration < 0:
             raise LotteryTicketError(f"rewind_iteration={self.rewind_iteration!r} must be an integer >= 0")
         if self.rewind_mode not in ("continue", "restart"):
             raise LotteryTicketError(f"rewind_mode={self.rewind_mode!r} is unknown; choose continue or restart")
-
-    def schedule(self):
-        from .pruning.schedule import Schedule
-
-        return Schedule(self.rounds, rate=self.rate, target=self.target_sparsity, one_shot=self.one_shot)
 
 
 DEFAULT_RATE = 0.2  # F&C and open_lth prune 20 % of the survivors per level
@@ -264,9 +253,6 @@ class ExperimentConfig:
     EXTENT = ("seeds", "controls", "preset")
 
     def __post_init__(self):
-        from .data import DATASETS
-        from .imp.controls import CONTROLS
-        from .models import get_model_class
         from .plugins import check_import_path, is_import_path
 
         many = lambda v: tuple(v) if hasattr(v, "__iter__") and not isinstance(v, (str, bytes, dict)) else v
@@ -276,16 +262,12 @@ class ExperimentConfig:
             if not isinstance(getattr(self, name), cls):
                 raise LotteryTicketError(f"{name} must be a table of {cls.__name__} settings, not "
                                          f"{type(getattr(self, name)).__name__}")
-        # Unknown names and import paths that do not resolve fail here, before any folder is touched.
+        # Import paths that do not resolve fail here; registered names are checked where the registries live
+        # (registries.check_names), both before any folder is touched.
         if is_import_path(self.model):
             check_import_path(self.model, "model")
-        else:
-            get_model_class(self.model)
         if is_import_path(self.dataset):
             check_import_path(self.dataset, "data")
-        elif self.dataset not in DATASETS:
-            raise LotteryTicketError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}, "
-                                     "or give your own as 'package.module:callable'")
         if self.train.loss != "cross_entropy":
             check_import_path(self.train.loss, "loss")
         if _RESOLVE_IMPORTS.get():
@@ -297,9 +279,6 @@ class ExperimentConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise LotteryTicketError(f"seeds {list(self.seeds)} repeat a seed; give each seed once")
         self.controls = tuple(self.controls)
-        bad = [c for c in self.controls if c not in CONTROLS]
-        if bad:
-            raise LotteryTicketError(f"unknown control(s) {bad}; choose from {', '.join(CONTROLS)}")
         if self.early_bird is not None and not (0 < self.early_bird < 1):
             raise LotteryTicketError(f"early_bird={self.early_bird!r} must be in (0, 1), e.g. 0.1")
 

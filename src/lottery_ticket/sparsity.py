@@ -23,6 +23,31 @@ def check_sparsity(value: float, name: str = "sparsity") -> float:
     return s
 
 
+def check_min_density(value: float | None) -> float | None:
+    """None (no guard) or a fraction in [0, 1) of each layer's weights that pruning must leave."""
+    if value is None:
+        return None
+    try:
+        d = float(value)
+    except (TypeError, ValueError):
+        d = math.nan
+    if isinstance(value, bool) or not 0.0 <= d < 1.0:
+        raise LotteryTicketError(f"min_density={value!r} is not a fraction in [0, 1); pass e.g. 0.0 (keep one weight "
+                                 "per layer), 0.01 (keep 1 %) or None (no guard)")
+    return d
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    """An N:M pattern ('2:4': at most 2 of every 4 consecutive weights survive) as (N, M)."""
+    try:
+        n, m = (int(x) for x in str(text).split(":"))
+    except ValueError:
+        raise LotteryTicketError(f"nm={text!r} is not N:M; write e.g. '2:4'") from None
+    if not (1 <= n <= m):
+        raise LotteryTicketError(f"nm={text!r}: need 1 <= N <= M, e.g. '2:4'")
+    return n, m
+
+
 MAX_ROUNDS = 1000  # 0.8 ** 1000 of the weights is none of them; a bigger number is a typo, not an experiment
 
 

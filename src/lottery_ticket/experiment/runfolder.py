@@ -106,6 +106,7 @@ def read_run_config(folder: RunFolder, *, run_code: bool = False, trust_code: bo
     from ..config import ExperimentConfig, unresolved
     from ..errors import LotteryTicketError
     from ..io import read_json
+    from ..registries import check_names
 
     if not folder.config.is_file():
         raise LotteryTicketError(f"{folder.root} holds no config.json; pass a folder made by `lottery-ticket find --out`")
@@ -125,7 +126,7 @@ def read_run_config(folder: RunFolder, *, run_code: bool = False, trust_code: bo
         raise LotteryTicketError(f"{folder.config}: unknown format {format!r}; {advice}")
     try:
         with unresolved():
-            config = ExperimentConfig.from_dict(stored["experiment"], format=format)
+            config = check_names(ExperimentConfig.from_dict(stored["experiment"], format=format))
     except LotteryTicketError as exc:
         raise LotteryTicketError(f"{folder.config} does not describe an experiment ({exc}); {advice}") from None
     except (TypeError, ValueError, AttributeError, KeyError) as exc:

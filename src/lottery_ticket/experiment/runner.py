@@ -27,6 +27,8 @@ from ..errors import LotteryTicketError
 from ..imp import IMP, SINGLE_PROCESS, Collective, EarlyBirdSpec, FolderStore
 from ..io import write_json
 from ..pruning.registry import make_pruner
+from ..pruning.schedule import Schedule
+from ..registries import check_names
 from .locks import LOCK_NAME, file_lock, holder
 from .preflight import check_model, check_one_batch, weightless
 from .provenance import provenance
@@ -142,7 +144,7 @@ class ExperimentRunner:
                  tensorboard: bool = False, download: bool = False):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise LotteryTicketError(f"workers={workers!r} must be an integer >= 1")
-        self.config = config
+        self.config = check_names(config)
         self.folder = RunFolder(Path(out_dir))
         self.data_dir, self.verify_checksums = data_dir, verify_checksums
         self.device = check_device(device)
@@ -399,7 +401,7 @@ class ExperimentRunner:
         if c.early_bird is not None:
             early_bird = EarlyBirdSpec(c.early_bird, every=self.iterations(c.train.eval_every or "100it"))
         return IMP(trainable=RunTrainable(self, seed, store), store=store, pruner=make_pruner(c.prune, seed),
-                   schedule=c.prune.schedule(), seed=seed, rewind_iteration=c.prune.rewind_iteration,
+                   schedule=Schedule.of(c.prune), seed=seed, rewind_iteration=c.prune.rewind_iteration,
                    rewind_mode=c.prune.rewind_mode, controls=c.controls, early_bird=early_bird,
                    collective=self.collective, log=self.log if self.is_writer else None,
                    parallel=self.rendezvous.run_all if self.rendezvous is not None else None,

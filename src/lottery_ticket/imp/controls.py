@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from ..errors import LotteryTicketError
 from ..mask import PruningMask
 from ..pruning import RandomPruner
 from ..pruning.ablations import shuffle_layerwise
@@ -111,3 +112,11 @@ CONTROLS: dict[str, Control] = {
     "magnitude-init": PruneAtInit("magnitude-init", 6000),
     "shuffle-layerwise": ShuffleLayerwise(),
 }
+
+
+def check_controls(names) -> tuple[str, ...]:
+    """`names` if CONTROLS has each; otherwise a one-line error naming the unknown ones and listing the controls."""
+    bad = [c for c in names if c not in CONTROLS]
+    if bad:
+        raise LotteryTicketError(f"unknown control(s) {bad}; choose from {', '.join(CONTROLS)}")
+    return tuple(names)

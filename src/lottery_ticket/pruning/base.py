@@ -25,21 +25,7 @@ from torch import nn
 
 from ..errors import LotteryTicketError
 from ..mask import PruningMask, count_alive
-from ..sparsity import check_sparsity
-
-
-def check_min_density(value: float | None) -> float | None:
-    """None (no guard) or a fraction in [0, 1) of each layer's weights that pruning must leave."""
-    if value is None:
-        return None
-    try:
-        d = float(value)
-    except (TypeError, ValueError):
-        d = math.nan
-    if isinstance(value, bool) or not 0.0 <= d < 1.0:
-        raise LotteryTicketError(f"min_density={value!r} is not a fraction in [0, 1); pass e.g. 0.0 (keep one weight "
-                                 "per layer), 0.01 (keep 1 %) or None (no guard)")
-    return d
+from ..sparsity import check_min_density, check_sparsity  # noqa: F401 (check_min_density: re-exported)
 
 
 def pattern_specificity(pattern: str) -> tuple[int, int]:

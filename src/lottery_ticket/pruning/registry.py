@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import LotteryTicketError
+from ..sparsity import parse_nm
 from .at_init import AT_INIT_PRUNERS, ScorePruner
 from .base import Pruner
 from .channel import ChannelL1Pruner
@@ -19,16 +20,6 @@ from .structured import NMConstrainedPruner
 
 if TYPE_CHECKING:
     from ..config import PruneConfig
-
-
-def parse_nm(text: str) -> tuple[int, int]:
-    try:
-        n, m = (int(x) for x in str(text).split(":"))
-    except ValueError:
-        raise LotteryTicketError(f"nm={text!r} is not N:M; write e.g. '2:4'") from None
-    if not (1 <= n <= m):
-        raise LotteryTicketError(f"nm={text!r}: need 1 <= N <= M, e.g. '2:4'")
-    return n, m
 
 
 def _magnitude(p: "PruneConfig", seed: int) -> Pruner:
@@ -74,8 +65,13 @@ PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
 }
 
 
+def check_pruner(name: str) -> str:
+    """`name` if PRUNERS has it; otherwise a one-line error listing the criteria."""
+    if name not in PRUNERS:
+        raise LotteryTicketError(f"unknown pruner {name!r}; choose from {', '.join(PRUNERS)}")
+    return name
+
+
 def make_pruner(prune: "PruneConfig", seed: int = 0) -> Pruner:
     """The pruner a PruneConfig names; `seed` feeds the criteria that draw random numbers."""
-    if prune.pruner not in PRUNERS:
-        raise LotteryTicketError(f"unknown pruner {prune.pruner!r}; choose from {', '.join(PRUNERS)}")
-    return PRUNERS[prune.pruner](prune, seed)
+    return PRUNERS[check_pruner(prune.pruner)](prune, seed)

@@ -40,6 +40,11 @@ class Schedule:
         else:
             check_sparsity(self.target, "target_sparsity")
 
+    @classmethod
+    def of(cls, prune) -> "Schedule":
+        """The schedule a PruneConfig describes."""
+        return cls(prune.rounds, rate=prune.rate, target=prune.target_sparsity, one_shot=prune.one_shot)
+
     @property
     def extendable(self) -> bool:
         """Whether more rounds leave the earlier levels as they are (true of the rate form only)."""
