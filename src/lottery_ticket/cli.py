@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "'package.module:callable' returning an nn.Module")
     find.add_argument("--dataset", "--data", dest="dataset", help="override the preset's dataset; or your own: "
                       "'package.module:callable' returning {'train', 'test'[, 'val']} iterables of (inputs, targets)")
+    find.add_argument("--framework", choices=["torch", "lightning"], help="who trains each network: torch (our "
+                      "trainer, default) or lightning (--model is your LightningModule factory, --dataset your "
+                      "LightningDataModule factory; docs/lightning.md)")
+    find.add_argument("--metric", help="lightning: the test accuracy your module logs in test_step, e.g. test_acc")
     find.add_argument("--loss", help="cross_entropy (default), or 'package.module:callable' (outputs, targets) -> loss")
     find.add_argument("--rounds", type=int, help="number of pruning levels after the dense one")
     find.add_argument("--rate", type=float, help="fraction of the surviving weights pruned per level (the paper's form; "
@@ -226,7 +230,7 @@ def _default_device(requested: str | None) -> str:
 
 def config_from_args(args: argparse.Namespace):
     """Preset + explicit overrides -> a validated ExperimentConfig."""
-    from .config import ExperimentConfig
+    from .config import ExperimentConfig, PruneConfig, TrainConfig
     from .registries import check_names
 
     preset = base_config(args)
@@ -262,12 +266,49 @@ def config_from_args(args: argparse.Namespace):
         prune_overrides.setdefault("exclude", ())
     if args.layer_rate:
         prune_overrides["layer_rates"] = dict(args.layer_rate)
+    framework = args.framework or preset.framework
+    if framework != "torch":
+        # Your module trains with its own optimizer and batches: of the training settings only the budget is used,
+        # so none of a preset's is shown or recorded (its rates and exclusions name another model's layers).
+        ours = preset.framework != "torch"  # the base is your own --config file for this framework, not a preset
+        unused = sorted(k for k in train_overrides if k != "budget")
+        if unused:
+            raise LotteryTicketError(f"--framework {framework} trains with your module's own optimizer and your "
+                                     f"DataModule's batches; drop {', '.join('--' + k.replace('_', '-') for k in unused)}")
+        if args.budget is None and not ours:
+            raise LotteryTicketError(f"--framework {framework} needs --budget, the steps each training runs "
+                                     "(e.g. --budget 2000it)")
+        if not ours and (args.dataset is None or args.metric is None):
+            raise LotteryTicketError(f"--framework {framework} needs --dataset (your DataModule factory, "
+                                     "package.module:callable) and --metric (the test accuracy your module logs)")
+        return check_names(ExperimentConfig(
+            model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
+            train=TrainConfig(budget=args.budget or preset.train.budget),
+            prune=dataclasses.replace(preset.prune if ours else PruneConfig(), **prune_overrides),
+            seeds=args.seeds or (preset.seeds if ours else (0,)),
+            controls=args.controls if args.controls is not None else (preset.controls if ours else ()),
+            preset=preset.preset if ours else None, early_bird=args.early_bird if args.early_bird is not None else (
+                preset.early_bird if ours else None), framework=framework, metric=args.metric or preset.metric))
+    return check_names(ExperimentConfig(
+            model=model, dataset=args.dataset or base.dataset, model_kwargs=dict(model_kwargs),
+            train=TrainConfig(budget=args.budget or base.train.budget),
+            prune=dataclasses.replace(base.prune, **prune_overrides), seeds=args.seeds or base.seeds,
+            controls=args.controls if args.controls is not None else base.controls, preset=base.preset,
+            early_bird=args.early_bird if args.early_bird is not None else base.early_bird, framework=framework,
+            metric=args.metric if args.metric is not None else base.metric))
+    return check_names(ExperimentConfig(
+            model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs), train=train,
+            prune=prune, seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else
+            preset.controls, preset=preset.preset if ours else None,
+            early_bird=args.early_bird, framework=args.framework or preset.framework,
+            metric=args.metric if args.metric is not None else preset.metric))
     return check_names(ExperimentConfig(
         model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
         train=dataclasses.replace(preset.train, **train_overrides),
         prune=dataclasses.replace(preset.prune, **prune_overrides),
         seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else preset.controls,
         preset=preset.preset, early_bird=args.early_bird if args.early_bird is not None else preset.early_bird,
+        framework=args.framework or preset.framework, metric=args.metric if args.metric is not None else preset.metric,
     ))
 
 

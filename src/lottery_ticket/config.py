@@ -248,6 +248,10 @@ class ExperimentConfig:
     preset: str | None = None
     early_bird: float | None = field(default=None, metadata={"help": "stop dense training when the mask's "
                                                                      "Hamming distance between checks falls below this fraction"})
+    framework: str = field(default="torch", metadata={
+        "help": "who trains each network: torch (our Trainer) | lightning (Trainer.fit of your LightningModule)"})
+    metric: str | None = field(default=None, metadata={
+        "help": "lightning: the test metric your LightningModule logs, an accuracy in [0, 1] (e.g. test_acc)"})
 
     # How much work to do, not what the experiment is: a run folder can be extended along these.
     EXTENT = ("seeds", "controls", "preset")
@@ -279,6 +283,17 @@ class ExperimentConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise LotteryTicketError(f"seeds {list(self.seeds)} repeat a seed; give each seed once")
         self.controls = tuple(self.controls)
+        if self.framework != "torch":
+            if not self.metric:
+                raise LotteryTicketError(f"framework={self.framework!r} needs metric: the name of the test accuracy "
+                                         "your module logs, e.g. metric='test_acc' (--metric test_acc)")
+            defaults = TrainConfig()
+            unused = [f.name for f in dataclasses.fields(TrainConfig)
+                      if f.name != "budget" and getattr(self.train, f.name) != getattr(defaults, f.name)]
+            if unused:
+                raise LotteryTicketError(f"framework={self.framework!r} trains with your module's own optimizer and "
+                                         f"your data's batches, so train.{', train.'.join(unused)} would go unused; "
+                                         "leave them out (only train.budget is read)")
         if self.early_bird is not None and not (0 < self.early_bird < 1):
             raise LotteryTicketError(f"early_bird={self.early_bird!r} must be in (0, 1), e.g. 0.1")
 
@@ -329,7 +344,10 @@ class ExperimentConfig:
         return dataclasses.replace(self, seeds=seeds, controls=controls, prune=prune)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        out = _jsonable(dataclasses.asdict(self))
+        if self.framework != "torch":  # only the budget is used (and checked so in __post_init__): only it is recorded
+            out["train"] = {"budget": self.train.budget}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], format: str = RUN_FORMAT) -> "ExperimentConfig":

@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from .config import ExperimentConfig
 
 
+# Who trains each network of a run: our Trainer, or a framework's (lottery_ticket/integrations/).
+FRAMEWORKS = ("torch", "lightning")
+
+
 def check_names(config: "ExperimentConfig") -> "ExperimentConfig":
-    """`config` if its model, dataset, pruner and controls name registered entries (or import paths)."""
+    """`config` if its model, dataset, framework, pruner and controls name registered entries (or import paths)."""
     from .data import DATASETS
     from .imp.controls import check_controls
     from .models import get_model_class
@@ -27,6 +31,8 @@ def check_names(config: "ExperimentConfig") -> "ExperimentConfig":
     if not is_import_path(config.dataset) and config.dataset not in DATASETS:
         raise LotteryTicketError(f"unknown dataset {config.dataset!r}; choose from {', '.join(DATASETS)}, "
                                  "or give your own as 'package.module:callable'")
+    if config.framework not in FRAMEWORKS:
+        raise LotteryTicketError(f"unknown framework {config.framework!r}; choose from {', '.join(FRAMEWORKS)}")
     check_pruner(config.prune.pruner)
     check_controls(config.controls)
     return config

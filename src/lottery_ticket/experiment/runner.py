@@ -174,6 +174,8 @@ class ExperimentRunner:
         from ..data.types import DataSplits
 
         c = self.config
+        if c.framework != "torch":  # a framework's trainer fits one module at a time
+            return False
         if c.train.stack == "off" or c.train.stack == "auto" and self.device.type != "cuda":
             return False  # auto: a GPU's one-at-a-time steps are launch-bound; a CPU's were faster (docs/stacked.md)
         if self.collective.world_size > 1 or self.tensorboard or c.train.compile:
@@ -289,13 +291,18 @@ class ExperimentRunner:
         from ..data.types import DataSplits
 
         self.config.resolve_code()  # your own model/data/loss import, or one line says why not
-        batch = self.config.train.batch_size
-        train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
-        if batch > train_size:
-            raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
-                                     f"{self.config.dataset}; pass a smaller --batch-size")
-        check_model(self)
-        check_one_batch(self)
+        if self.config.framework == "lightning":
+            from ..integrations.lightning import preflight
+
+            preflight(self)
+        else:
+            batch = self.config.train.batch_size
+            train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
+            if batch > train_size:
+                raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
+                                         f"{self.config.dataset}; pass a smaller --batch-size")
+            check_model(self)
+            check_one_batch(self)
         # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
         # (per-layer rates with one): building it writes nothing.
         self.imp(self.config.seeds[0])
@@ -374,7 +381,11 @@ class ExperimentRunner:
             from ..data import load_dataset
             from ..plugins import is_import_path, load_user_data
 
-            if is_import_path(self.config.dataset):
+            if self.config.framework == "lightning":
+                from ..integrations.lightning import load_datamodule
+
+                self._data = load_datamodule(self.config.dataset)
+            elif is_import_path(self.config.dataset):
                 self._data = load_user_data(self.config.dataset)
             else:
                 self._data = load_dataset(self.config.dataset, self.data_dir, verify_checksums=self.verify_checksums,
@@ -400,7 +411,13 @@ class ExperimentRunner:
         early_bird = None
         if c.early_bird is not None:
             early_bird = EarlyBirdSpec(c.early_bird, every=self.iterations(c.train.eval_every or "100it"))
-        return IMP(trainable=RunTrainable(self, seed, store), store=store, pruner=make_pruner(c.prune, seed),
+        if c.framework == "lightning":
+            from ..integrations.lightning import LightningTrainable
+
+            trainable = LightningTrainable(self, seed, store)
+        else:
+            trainable = RunTrainable(self, seed, store)
+        return IMP(trainable=trainable, store=store, pruner=make_pruner(c.prune, seed),
                    schedule=Schedule.of(c.prune), seed=seed, rewind_iteration=c.prune.rewind_iteration,
                    rewind_mode=c.prune.rewind_mode, controls=c.controls, early_bird=early_bird,
                    collective=self.collective, log=self.log if self.is_writer else None,
