@@ -290,25 +290,11 @@ def config_from_args(args: argparse.Namespace):
             preset=preset.preset if ours else None, early_bird=args.early_bird if args.early_bird is not None else (
                 preset.early_bird if ours else None), framework=framework, metric=args.metric or preset.metric))
     return check_names(ExperimentConfig(
-            model=model, dataset=args.dataset or base.dataset, model_kwargs=dict(model_kwargs),
-            train=TrainConfig(budget=args.budget or base.train.budget),
-            prune=dataclasses.replace(base.prune, **prune_overrides), seeds=args.seeds or base.seeds,
-            controls=args.controls if args.controls is not None else base.controls, preset=base.preset,
-            early_bird=args.early_bird if args.early_bird is not None else base.early_bird, framework=framework,
-            metric=args.metric if args.metric is not None else base.metric))
-    return check_names(ExperimentConfig(
-            model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs), train=train,
-            prune=prune, seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else
-            preset.controls, preset=preset.preset if ours else None,
-            early_bird=args.early_bird, framework=args.framework or preset.framework,
-            metric=args.metric if args.metric is not None else preset.metric))
-    return check_names(ExperimentConfig(
         model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
         train=dataclasses.replace(preset.train, **train_overrides),
         prune=dataclasses.replace(preset.prune, **prune_overrides),
         seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else preset.controls,
         preset=preset.preset, early_bird=args.early_bird if args.early_bird is not None else preset.early_bird,
-        framework=args.framework or preset.framework, metric=args.metric if args.metric is not None else preset.metric,
     ))
 
 
