@@ -175,3 +175,19 @@ def test_a_framework_run_needs_its_metric_and_records_no_unused_training_setting
     with pytest.raises(LotteryTicketError, match=r"train.lr, train.batch_size would go unused"):
         ExperimentConfig(model=MODULE, dataset=DATA, framework="lightning", metric="test_acc",
                          train=TrainConfig(lr=0.5, batch_size=7))
+
+
+def test_the_side_by_side_example_runs_as_written_at_a_tiny_budget(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lightning_imp", ROOT / "examples" / "lightning_imp.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.setattr(example, "EPOCHS_PER_LEVEL", 1)
+    monkeypatch.setattr(example, "ROUNDS", 1)
+    monkeypatch.setattr(sys, "argv", ["lightning_imp.py", "--out", str(tmp_path)])
+    example.main()
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| ours: IMP ticket | 50.0 % |" in table and "| Lightning ModelPruning (LTH) |" in table
+    theirs = json.loads((tmp_path / "model_pruning.json").read_text())
+    assert len(theirs) == 2 and all(t["all_remaining_pct"] == pytest.approx(50.0, abs=0.5) for t in theirs)
