@@ -6,11 +6,11 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from kill_helpers import cli, fingerprint
 
 BASE = ["--preset", "mnist1d-mlp", "--budget", "200it", "--eval-every", "40it", "--rounds", "2", "--controls", "reinit",
         "--checkpoint-every", "15", "--quiet"]
@@ -23,27 +23,6 @@ CONFIGS = {
     "stacked, rewinding": [*BASE, "--seeds", "0,1,2", "--controls", "reinit,random-prune", "--rewind-iteration", "30",
                            "--stack", "on"],
 }
-
-
-def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "lottery_ticket", *args]
-
-
-def fingerprint(run: Path) -> dict[str, object]:
-    """Every mask, weight file and record of the run (records without wall-clock seconds)."""
-    out: dict[str, object] = {}
-    for path in sorted(run.rglob("*")):
-        rel = str(path.relative_to(run))
-        if not path.is_file() or "checkpoints" in path.parts or path.name in (".lock", "config.json"):
-            continue
-        if path.suffix == ".safetensors":
-            out[rel] = path.read_bytes()
-        elif path.suffix == ".json" and path.parent.name in ("rounds", "controls"):
-            row = json.loads(path.read_text())
-            row.pop("train_seconds")
-            row.pop("record_sha256")
-            out[rel] = row
-    return out
 
 
 @pytest.mark.slow

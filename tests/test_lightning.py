@@ -7,12 +7,8 @@ the framework cannot honour is one line before anything is written.
 """
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +22,7 @@ from lottery_ticket.cli import main  # noqa: E402
 from lottery_ticket.errors import LotteryTicketError  # noqa: E402
 from lottery_ticket.integrations.lightning import find, mask_callback  # noqa: E402
 from lottery_ticket.io import load_tensors  # noqa: E402
+from kill_helpers import kill_after_first_level_then_resume  # noqa: E402
 from lit_fixtures import MNIST1D, Classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,14 +43,18 @@ def test_the_mask_callback_keeps_pruned_weights_exactly_zero_under_momentum_and_
     for name, keep in mask.masks.items():
         keep[torch.rand(keep.shape) < 0.5] = False
     seen = []
-    quiet_trainer(max_steps=25, callbacks=[mask_callback(mask, lambda step, m: seen.append(step))]).fit(
-        module, datamodule=MNIST1D())
+    trainer = quiet_trainer(max_steps=25, callbacks=[mask_callback(mask, lambda step, m: seen.append(step))])
+    trainer.fit(module, datamodule=MNIST1D())
     params = dict(module.named_parameters())
     assert set(mask.masks) == {"net.0.weight", "net.3.weight", "net.5.weight"}  # biases and BatchNorm stay dense
     for name, keep in mask.masks.items():
         assert torch.count_nonzero(params[name].detach()[~keep]) == 0, name
         assert torch.count_nonzero(params[name].detach()[keep]) == keep.sum()  # survivors trained, not zeroed
     assert seen == list(range(1, 26))  # once per optimizer step, after it
+    state = trainer.optimizers[0].state  # the gradient hook: momentum never saw a pruned weight's gradient
+    for name, keep in mask.masks.items():
+        buffer = state[params[name]]["momentum_buffer"]
+        assert torch.count_nonzero(buffer[~keep]) == 0 and torch.count_nonzero(buffer[keep]) > 0
 
 
 def test_without_the_callback_momentum_and_weight_decay_do_move_pruned_weights():
@@ -104,37 +105,10 @@ def test_report_compare_and_resume_read_a_lightning_run(lightning_run, tmp_path,
     assert (lightning_run / "metrics.csv").read_text() == before
 
 
-def fingerprint(run: Path) -> dict:
-    out = {}
-    for path in sorted(run.rglob("*")):
-        if path.suffix == ".safetensors" and "checkpoints" not in path.parts:
-            out[str(path.relative_to(run))] = path.read_bytes()
-        elif path.suffix == ".json" and path.parent.name in ("rounds", "controls"):
-            row = json.loads(path.read_text())
-            row.pop("train_seconds"), row.pop("record_sha256")
-            out[str(path.relative_to(run))] = row
-    return out
-
-
 @pytest.mark.slow
 def test_a_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
-    reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    args = [*FIND, "--rewind-iteration", "10", "--rewind-mode", "restart"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cli = lambda *a: [sys.executable, "-m", "lottery_ticket", *a]
-    assert subprocess.run(cli(*args, "--out", str(reference)), env=env, cwd=ROOT, capture_output=True).returncode == 0
-    proc = subprocess.Popen(cli(*args, "--out", str(crashed)), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (crashed / "seed_0" / "rounds" / "round_01.json").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (crashed / "seed_1" / "rounds" / "round_02.json").exists()
-    result = subprocess.run(cli("resume", str(crashed), "--quiet"), env=env, cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    expected, got = fingerprint(reference), fingerprint(crashed)
+    expected, got = kill_after_first_level_then_resume([*FIND, "--rewind-iteration", "10", "--rewind-mode", "restart"],
+                                                       tmp_path)
     assert sorted(got) == sorted(expected) and "seed_0/rewind.safetensors" in got
     for key in expected:
         assert got[key] == expected[key], key
@@ -148,12 +122,12 @@ def test_the_python_api_runs_the_same_experiment_as_the_command_line(lightning_r
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--metric", "acc"], "the module logged no 'acc' in test_step (it logged ['test_acc'])"),
+    (["--metric", "acc"], "evaluation gave no 'acc' (it gave ['test_acc'])"),
     (["--model", "tests.lit_fixtures:make_plain_module"], "returned a Linear, not a LightningModule"),
     (["--model", "tests.lit_fixtures:make_untested_module"], "has no test_step; define one that logs 'test_acc'"),
     (["--dataset", "tests.lit_fixtures:make_module"], "returned a Classifier, not a LightningDataModule"),
     (["--lr", "0.1"], "trains with your module's own optimizer and your DataModule's batches; drop --lr"),
-    (["--budget", "2ep"], "takes a budget in steps (Trainer max_steps), not '2ep'"),
+    (["--budget", "2ep"], "takes a budget in optimizer steps (max_steps), not '2ep'"),
     (["--rewind-iteration", "5"], "pass --rewind-mode restart"),
     (["--early-bird", "0.1"], "framework lightning has no early-bird"),
     (["--controls", "snip"], "does not hand batches to data-scored pruning at init (snip)"),

@@ -112,10 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "'package.module:callable' returning an nn.Module")
     find.add_argument("--dataset", "--data", dest="dataset", help="override the preset's dataset; or your own: "
                       "'package.module:callable' returning {'train', 'test'[, 'val']} iterables of (inputs, targets)")
-    find.add_argument("--framework", choices=["torch", "lightning"], help="who trains each network: torch (our "
-                      "trainer, default) or lightning (--model is your LightningModule factory, --dataset your "
-                      "LightningDataModule factory; docs/lightning.md)")
-    find.add_argument("--metric", help="lightning: the test accuracy your module logs in test_step, e.g. test_acc")
+    find.add_argument("--framework", choices=["torch", "lightning", "huggingface"], help="who trains each network: "
+                      "torch (our trainer, default); lightning (--model: your LightningModule factory, --dataset: your "
+                      "LightningDataModule factory; docs/lightning.md); huggingface (--model: your PreTrainedModel "
+                      "factory, --dataset: a factory of Trainer datasets and arguments; docs/huggingface.md)")
+    find.add_argument("--metric", help="with --framework: the accuracy each network is scored by, e.g. test_acc "
+                      "(lightning: what test_step logs) or eval_accuracy (huggingface: Trainer.evaluate's key)")
     find.add_argument("--loss", help="cross_entropy (default), or 'package.module:callable' (outputs, targets) -> loss")
     find.add_argument("--rounds", type=int, help="number of pruning levels after the dense one")
     find.add_argument("--rate", type=float, help="fraction of the surviving weights pruned per level (the paper's form; "

@@ -249,9 +249,10 @@ class ExperimentConfig:
     early_bird: float | None = field(default=None, metadata={"help": "stop dense training when the mask's "
                                                                      "Hamming distance between checks falls below this fraction"})
     framework: str = field(default="torch", metadata={
-        "help": "who trains each network: torch (our Trainer) | lightning (Trainer.fit of your LightningModule)"})
+        "help": "who trains each network: torch (our Trainer) | lightning (Trainer.fit of your LightningModule) | "
+                "huggingface (transformers.Trainer.train of your model)"})
     metric: str | None = field(default=None, metadata={
-        "help": "lightning: the test metric your LightningModule logs, an accuracy in [0, 1] (e.g. test_acc)"})
+        "help": "with a framework: the accuracy in [0, 1] each network is scored by (e.g. test_acc, eval_accuracy)"})
 
     # How much work to do, not what the experiment is: a run folder can be extended along these.
     EXTENT = ("seeds", "controls", "preset")

@@ -18,7 +18,14 @@ from .errors import LotteryTicketError
 from .io import load_tensors, read_tensor_metadata, save_tensors
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-_PRUNABLE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# Every weight matrix that multiplies activations: attention's packed q/k/v projection and recurrent weights too, so "X %
+# remaining" of a transformer counts its attention. Embeddings and normalization are lookups and scales: opt in.
+_PRUNABLE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention, nn.RNNBase, nn.RNNCellBase)
+
+
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2's attention and MLP): a Linear with its weight transposed, not an nn.Linear."""
+    return type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers")
 MASK_FORMAT = "lottery_ticket.mask/1"
 
 
@@ -78,24 +85,26 @@ def module_weights(module: nn.Module) -> list[str]:
     return ["weight"] if isinstance(getattr(module, "weight", None), nn.Parameter) else []
 
 
-def names_of_types(model: nn.Module, types: tuple[type, ...]) -> list[str]:
-    """Canonical names of the weights of every module that is an instance of one of `types`, in model order."""
+def names_of_types(model: nn.Module, types: tuple[type, ...], also=lambda module: False) -> list[str]:
+    """Canonical names of the weights of every module that is an instance of one of `types` (or `also` accepts),
+    in model order."""
     aliases = parameter_aliases(model)
     names = set()
     for module_name, module in _unwrapped(model).named_modules():
-        if isinstance(module, types):
+        if isinstance(module, types) or also(module):
             names |= {aliases[canonical_name(f"{module_name}.{w}" if module_name else w)] for w in module_weights(module)}
     return [n for n in dict.fromkeys(aliases.values()) if n in names]
 
 
 def default_prunable_names(model: nn.Module) -> list[str]:
-    """Weights of Linear and Conv1d/2d/3d layers; never biases, normalization or embedding parameters.
+    """Weights of Linear, Conv1d/2d/3d, MultiheadAttention (in_proj_weight), RNN/LSTM/GRU and transformers' Conv1D
+    layers; never biases, normalization or embedding parameters.
 
     A model may override this by defining `prunable_parameter_names()` (our registry models do).
     """
     inner = _unwrapped(model)
     if not hasattr(inner, "prunable_parameter_names"):
-        return names_of_types(model, _PRUNABLE_MODULES)
+        return names_of_types(model, _PRUNABLE_MODULES, also=_is_hf_conv1d)
     aliases = parameter_aliases(model)
     names = [canonical_name(n) for n in inner.prunable_parameter_names()]
     unknown = [n for n in names if n not in aliases]
@@ -172,7 +181,7 @@ def _class_or_instance(method):
 class PruningMask:
     """Bool keep-masks for a model's prunable weights (True = weight survives).
 
-    PruningMask(model)                          all-ones mask over Linear/Conv weights
+    PruningMask(model)                          all-ones mask over every weight matrix (default_prunable_names)
     PruningMask(model, include=["fc*"])         only parameters matching the name patterns
     PruningMask(model, exclude=["fc3.*"])       everything prunable except these
     PruningMask(model, types=(nn.Linear, nn.Embedding, nn.MultiheadAttention, nn.LSTM))

@@ -14,8 +14,17 @@ if TYPE_CHECKING:
     from .config import ExperimentConfig
 
 
-# Who trains each network of a run: our Trainer, or a framework's (lottery_ticket/integrations/).
-FRAMEWORKS = ("torch", "lightning")
+# Who trains each network of a run: our Trainer, or a framework's. Each integration module gives Trainable (the
+# engine's Trainable), preflight(runner) and load_data(path), and is imported only when a run names it.
+FRAMEWORKS = {"torch": None, "lightning": "lottery_ticket.integrations.lightning",
+              "huggingface": "lottery_ticket.integrations.huggingface"}
+
+
+def framework(name: str):
+    """The integration module of framework `name` (None for our own Trainer)."""
+    import importlib
+
+    return importlib.import_module(FRAMEWORKS[name]) if FRAMEWORKS[name] else None
 
 
 def check_names(config: "ExperimentConfig") -> "ExperimentConfig":

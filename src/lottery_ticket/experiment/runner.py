@@ -28,7 +28,7 @@ from ..imp import IMP, SINGLE_PROCESS, Collective, EarlyBirdSpec, FolderStore
 from ..io import write_json
 from ..pruning.registry import make_pruner
 from ..pruning.schedule import Schedule
-from ..registries import check_names
+from ..registries import check_names, framework
 from .locks import LOCK_NAME, file_lock, holder
 from .preflight import check_model, check_one_batch, weightless
 from .provenance import provenance
@@ -291,10 +291,8 @@ class ExperimentRunner:
         from ..data.types import DataSplits
 
         self.config.resolve_code()  # your own model/data/loss import, or one line says why not
-        if self.config.framework == "lightning":
-            from ..integrations.lightning import preflight
-
-            preflight(self)
+        if self.config.framework != "torch":
+            framework(self.config.framework).preflight(self)
         else:
             batch = self.config.train.batch_size
             train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
@@ -381,10 +379,8 @@ class ExperimentRunner:
             from ..data import load_dataset
             from ..plugins import is_import_path, load_user_data
 
-            if self.config.framework == "lightning":
-                from ..integrations.lightning import load_datamodule
-
-                self._data = load_datamodule(self.config.dataset)
+            if self.config.framework != "torch":
+                self._data = framework(self.config.framework).load_data(self.config.dataset)
             elif is_import_path(self.config.dataset):
                 self._data = load_user_data(self.config.dataset)
             else:
@@ -411,10 +407,8 @@ class ExperimentRunner:
         early_bird = None
         if c.early_bird is not None:
             early_bird = EarlyBirdSpec(c.early_bird, every=self.iterations(c.train.eval_every or "100it"))
-        if c.framework == "lightning":
-            from ..integrations.lightning import LightningTrainable
-
-            trainable = LightningTrainable(self, seed, store)
+        if c.framework != "torch":
+            trainable = framework(c.framework).Trainable(self, seed, store)
         else:
             trainable = RunTrainable(self, seed, store)
         return IMP(trainable=trainable, store=store, pruner=make_pruner(c.prune, seed),

@@ -18,7 +18,6 @@ and your DataModule its batches; the run sets the budget (Trainer max_steps) and
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from contextlib import contextmanager
@@ -27,7 +26,8 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ..errors import LotteryTicketError
-from ..mask import PruningMask, named_parameters
+from ..mask import PruningMask
+from .common import GradientMask, call_factory, check_framework_run, check_score
 
 
 def _lightning():
@@ -40,43 +40,27 @@ def _lightning():
 
 
 def mask_callback(mask: PruningMask, on_step: Callable[[int, torch.nn.Module], None] | None = None):
-    """A Lightning Callback that keeps `mask`'s pruned weights exactly zero: their gradients are zeroed before
-    every optimizer step (so Adam's and momentum's state never see them) and the weights re-zeroed after it (weight
-    decay and momentum could otherwise move them). `on_step(global_step, module)` runs after each step (the
-    engine records the rewind point with it)."""
+    """A Lightning Callback that keeps `mask`'s pruned weights exactly zero (common.GradientMask): their gradients
+    are zeroed as backward writes them (so clipping, Adam's and momentum's state never see them) and the weights
+    re-zeroed after every step (weight decay and momentum could otherwise move them). `on_step(global_step,
+    module)` runs after each optimizer step (the engine records the rewind point with it)."""
     pl = _lightning()
 
     class EnforceMask(pl.Callback):
-        def __init__(self):
-            self.keep: dict[str, torch.Tensor] = {}
-            self.last_step = -1
+        guard: GradientMask | None = None
+        last_step = -1
 
-        def _params(self, module):
-            params = named_parameters(module)
-            if not self.keep or next(iter(self.keep.values())).device != params[next(iter(self.keep))].device:
-                self.keep = {n: m.to(params[n].device) for n, m in mask.masks.items()}
-            return params
-
-        @torch.no_grad()
         def on_train_start(self, trainer, module):
-            params = self._params(module)
-            for name, keep in self.keep.items():
-                params[name].mul_(keep)
+            self.guard = GradientMask(module, mask)  # the module is on its device by now
 
-        def on_before_optimizer_step(self, trainer, module, optimizer):
-            params = self._params(module)
-            for name, keep in self.keep.items():
-                if params[name].grad is not None:
-                    params[name].grad.mul_(keep)
-
-        @torch.no_grad()
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            params = self._params(module)
-            for name, keep in self.keep.items():
-                params[name].mul_(keep)
+            self.guard.zero_weights()
             if on_step is not None and trainer.global_step != self.last_step:  # once per optimizer step
                 self.last_step = trainer.global_step
                 on_step(trainer.global_step, module)
+
+        def on_train_end(self, trainer, module):
+            self.guard.remove()
 
     return EnforceMask()
 
@@ -106,7 +90,7 @@ def _trainer(device: torch.device, root, **kwargs):
                       num_sanity_val_steps=0, **kwargs)
 
 
-class LightningTrainable:
+class Trainable:
     """The engine's Trainable (imp/engine.py) for a Lightning run: build = your module factory with the seed,
     train = Trainer.fit for the run's budget with the mask enforced, evaluate = Trainer.test's `metric`."""
 
@@ -149,39 +133,15 @@ class LightningTrainable:
         with _quiet():
             results = _trainer(r.device, r.folder.root, **limits).test(model, datamodule=r.data, verbose=False)
         model.cpu()
-        found = results[0] if results else {}
-        if metric not in found:
-            raise LotteryTicketError(f"the module logged no {metric!r} in test_step (it logged {sorted(found)}); "
-                                     "self.log it there, or pass the metric it logs")
-        value = float(found[metric])
-        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-            raise LotteryTicketError(f"{metric}={value!r} is not an accuracy in [0, 1]; log an accuracy as {metric!r}")
-        return {"accuracy": value}
+        return check_score(metric, results[0] if results else {})
 
 
 def preflight(runner) -> None:
     """What a Lightning run needs, checked before its folder is written: one line each."""
-    from ..config import Budget
-    from ..imp.controls import CONTROLS, PruneAtInit
-    from ..pruning.at_init import make_at_init_pruner
-    from ..pruning.registry import make_pruner
-
     pl = _lightning()
     c = runner.config
-    if Budget.parse(c.train.budget).unit != "it":
-        raise LotteryTicketError(f"framework lightning takes a budget in steps (Trainer max_steps), not "
-                                 f"{c.train.budget!r}; pass e.g. --budget 2000it")
-    if c.early_bird is not None:
-        raise LotteryTicketError("framework lightning has no early-bird; drop --early-bird")
-    if c.prune.rewind_iteration and c.prune.rewind_mode != "restart":
-        raise LotteryTicketError("framework lightning rewinds by restarting your schedule from the step-k weights; "
-                                 "pass --rewind-mode restart (continue would need Lightning's loop state at step k)")
-    needs_data = [name for name in c.controls if isinstance(CONTROLS[name], PruneAtInit)
-                  and make_at_init_pruner(CONTROLS[name].key).needs_data]
-    if getattr(make_pruner(c.prune), "needs_data", False) or needs_data:
-        raise LotteryTicketError("framework lightning does not hand batches to data-scored pruning at init "
-                                 f"({', '.join(needs_data) or c.prune.pruner}); use magnitude, random or magnitude-init")
-    module = LightningTrainable(runner, c.seeds[0], None).build_model(c.seeds[0])
+    check_framework_run(c)
+    module = Trainable(runner, c.seeds[0], None).build_model(c.seeds[0])
     if type(module).test_step is pl.LightningModule.test_step:
         raise LotteryTicketError(f"model {c.model!r} has no test_step; define one that logs {c.metric!r}")
     if not isinstance(runner.data, pl.LightningDataModule):
@@ -189,21 +149,15 @@ def preflight(runner) -> None:
                                  "LightningDataModule; framework lightning reads a DataModule")
     # One test batch of the untrained module: a metric it does not log is one line now, not after the first training.
     try:
-        LightningTrainable(runner, c.seeds[0], None).evaluate(module, limit_test_batches=1)
+        Trainable(runner, c.seeds[0], None).evaluate(module, limit_test_batches=1)
     except LotteryTicketError:
         raise
     except Exception as exc:
         raise LotteryTicketError(f"testing {c.model!r} on {c.dataset!r} raised {type(exc).__name__}: {exc}") from None
 
 
-def load_datamodule(path: str):
-    from ..plugins import load_object
-
-    factory = load_object(path, "data")
-    try:
-        return factory()
-    except Exception as exc:  # your factory's own error, as one line
-        raise LotteryTicketError(f"data {path!r} raised {type(exc).__name__}: {exc}") from None
+def load_data(path: str):
+    return call_factory(path, "data")
 
 
 def find(module: str, datamodule: str, out: str, *, budget: str, metric: str, rounds: int = 5, rate: float = 0.2,
