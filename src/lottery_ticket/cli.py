@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "GPU only (on this project's 2-core CPU it was slower, docs/stacked.md); off (default): "
                            "one at a time")
     find.add_argument("--exclude", type=_csv, help="name patterns never pruned, e.g. fc3.weight")
+    find.add_argument("--include", type=_csv, help="pruned besides every weight matrix (the default; embeddings and "
+                      "norms are not): name patterns or module types, e.g. 'type:Embedding' or '*.wte.weight'")
     find.add_argument("--layer-rate", type=_layer_rate, action="append", metavar="PATTERN=RATE",
                       help="per-level rate of the layers a pattern names (repeatable), e.g. fc3.weight=0.1")
     find.add_argument("--config", metavar="FILE.toml", help="every setting in a TOML file; flags override it")
@@ -251,6 +253,8 @@ def config_from_args(args: argparse.Namespace):
         prune_overrides["one_shot"] = True
     if args.exclude is not None:
         prune_overrides["exclude"] = args.exclude
+    if args.include is not None:
+        prune_overrides["include"] = args.include
     if args.rate is not None and args.target_sparsity is not None:
         raise LotteryTicketError("--rate and --target-sparsity both given; pass the per-level rate or the final target")
     if args.rate is not None:

@@ -162,6 +162,8 @@ class PruneConfig:
     layer_rates: dict[str, float] = field(default_factory=dict, metadata={
         "help": "per-level rate by name pattern, most specific pattern wins (rate form only)"})
     exclude: tuple[str, ...] = field(default=(), metadata={"help": "name patterns never pruned"})
+    include: tuple[str, ...] = field(default=(), metadata={
+        "help": "pruned besides every weight matrix (the default): name patterns, or type:Embedding / type:LayerNorm"})
     nm: str = field(default="2:4", metadata={"help": "N:M pattern of the nm pruner"})
     min_density: float | None = field(default=0.0, metadata={
         "help": "layer-collapse guard: every layer keeps at least max(1, ceil(min_density * size)) weights; "
@@ -189,7 +191,7 @@ class PruneConfig:
         if self.layer_rates and self.target_sparsity is not None:
             raise LotteryTicketError("layer_rates need the per-level form; drop target_sparsity and set rate "
                                      "(the rate of layers no pattern names)")
-        self.exclude = tuple(self.exclude)
+        self.exclude, self.include = tuple(self.exclude), tuple(self.include)
         self.min_density = check_min_density(self.min_density)
         if isinstance(self.rewind_iteration, bool) or not isinstance(self.rewind_iteration, int) or self.rewind_iteration < 0:
             raise LotteryTicketError(f"rewind_iteration={self.rewind_iteration!r} must be an integer >= 0")

@@ -114,6 +114,35 @@ def default_prunable_names(model: nn.Module) -> list[str]:
     return list(dict.fromkeys(aliases[n] for n in names))
 
 
+def selection_stats(model: nn.Module, masked: Iterable[str]) -> dict:
+    """What share of the model a "weights remaining" percentage speaks of: the masked weights against every
+    parameter (a tied tensor counted once), and each weight of two or more dimensions outside the mask, with its
+    shape (an embedding, or a layer your selection left out)."""
+    masked = set(masked)
+    params = dict(_unique_parameters(model))
+    return {"masked_weights": sum(p.numel() for n, p in params.items() if n in masked),
+            "all_weights": sum(p.numel() for p in params.values()),
+            "dense_matrices": {n: list(p.shape) for n, p in params.items() if p.dim() >= 2 and n not in masked}}
+
+
+def _unique_parameters(model: nn.Module):
+    seen = set()
+    for name, p in _unwrapped(model).named_parameters(remove_duplicate=False):
+        if id(p) not in seen:
+            seen.add(id(p))
+            yield canonical_name(name), p
+
+
+def selection_line(stats: dict) -> str:
+    """'masked: 78.8 % of 15,230 weights (...); never pruned: emb.weight [32, 8]' (one line for logs and tables)."""
+    share = 100.0 * stats["masked_weights"] / max(1, stats["all_weights"])
+    dense = stats["dense_matrices"]
+    listed = ", ".join(f"{n} {shape}" for n, shape in list(dense.items())[:6]) + (
+        f" and {len(dense) - 6} more" if len(dense) > 6 else "")
+    return (f"masked: {share:.1f} % of the model's {stats['all_weights']:,} weights (\"weights remaining\" is of "
+            f"these); weight matrices never pruned: {listed or 'none'}")
+
+
 def torch_pruned(model: nn.Module) -> dict[str, torch.Tensor]:
     """Masks that torch.nn.utils.prune put on `model`, by canonical name (`fc.weight`, not `fc.weight_orig`).
 
@@ -145,7 +174,8 @@ def _check_types(types) -> tuple[type, ...]:
     return types
 
 
-def select_names(model: nn.Module, include: Iterable[str] | None, exclude: Iterable[str], types) -> list[str]:
+def select_names(model: nn.Module, include: Iterable[str] | None, exclude: Iterable[str], types,
+                 also: Iterable[str] = ()) -> list[str]:
     """The canonical names a PruningMask covers: `types` and `include` (both if both), minus `exclude`.
 
     Neither given: `default_prunable_names`. Patterns match any name of a tied tensor.
@@ -162,9 +192,32 @@ def select_names(model: nn.Module, include: Iterable[str] | None, exclude: Itera
                 raise LotteryTicketError(f"include={include} matches no parameter; names look like {list(aliases)[:4]}")
             chosen |= matched
         names = [n for n in dict.fromkeys(aliases.values()) if n in chosen]  # model order
+    if also:  # besides the selection: name patterns, or 'type:Embedding' for every module of that class
+        names = _with_also(model, names, list(also), aliases)
     exclude = list(exclude)
     excluded = {aliases[n] for n in aliases if _matches(n, exclude)}
     return [n for n in names if n not in excluded]
+
+
+def _with_also(model: nn.Module, names: list[str], also: list[str], aliases: dict[str, str]) -> list[str]:
+    extra = set()
+    for item in also:
+        if item.startswith("type:"):
+            cls = item[len("type:"):]
+            found = [(m_name, m) for m_name, m in _unwrapped(model).named_modules() if type(m).__name__ == cls]
+            weights = {aliases[canonical_name(f"{m_name}.{w}" if m_name else w)] for m_name, m in found
+                       for w in (module_weights(m) or [n for n, _ in m.named_parameters(recurse=False) if n == "weight"])}
+            if not weights:
+                kinds = sorted({type(m).__name__ for m in _unwrapped(model).modules()})
+                raise LotteryTicketError(f"include {item!r}: the model has no {cls} with weights; its module types are "
+                                         f"{', '.join(kinds[:12])}")
+        else:
+            weights = {aliases[n] for n in aliases if _matches(n, [item])}
+            if not weights:
+                raise LotteryTicketError(f"include {item!r} matches no parameter; names look like {list(aliases)[:4]}")
+        extra |= weights
+    chosen = set(names) | extra
+    return [n for n in dict.fromkeys(aliases.values()) if n in chosen]
 
 
 def _class_or_instance(method):
@@ -184,6 +237,7 @@ class PruningMask:
     PruningMask(model)                          all-ones mask over every weight matrix (default_prunable_names)
     PruningMask(model, include=["fc*"])         only parameters matching the name patterns
     PruningMask(model, exclude=["fc3.*"])       everything prunable except these
+    PruningMask(model, also=["type:Embedding"]) the default and every Embedding's weight (or name patterns)
     PruningMask(model, types=(nn.Linear, nn.Embedding, nn.MultiheadAttention, nn.LSTM))
                                                 the weights of modules of these classes (see module_weights)
     PruningMask.from_torch_prune(model)         the masks torch.nn.utils.prune put on a model
@@ -199,6 +253,7 @@ class PruningMask:
         exclude: Iterable[str] = (),
         types: Iterable[type] | None = None,
         masks: Mapping[str, torch.Tensor] | None = None,
+        also: Iterable[str] = (),
     ):
         if masks is not None:
             self.masks = {name: m.detach().to(torch.bool).clone() for name, m in masks.items()}
@@ -208,7 +263,7 @@ class PruningMask:
         if model is None:
             raise LotteryTicketError("PruningMask needs a model (PruningMask(model)) or masks= (a dict of bool tensors)")
         _refuse_torch_pruned(model)
-        names = select_names(model, include, exclude, types)
+        names = select_names(model, include, exclude, types, also)
         if not names:
             raise LotteryTicketError("no prunable parameters found; pass include=['pattern*'] or types=(nn.Linear, ...) "
                                      "naming the weights to prune")

@@ -57,6 +57,10 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
     fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
     out = [title] if title else []
+    if summary.get("selection"):  # runs from before issue 26 have none
+        from ..mask import selection_line
+
+        out.append(selection_line(summary["selection"]))
     out += [fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in lines]
     return "\n".join(out)
 

@@ -65,7 +65,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 entry[kind] = {k: _mean_std(v) for k, v in level[kind].items() if v}
         out.append(entry)
     dense = out[0]["ticket"]["accuracy"] if out and "ticket" in out[0] else None
-    return {"levels": out, "dense_accuracy": dense, "seeds": sorted({r["seed"] for r in rows})}
+    selection = next((r["selection"] for r in rows if r.get("round") == 0 and "selection" in r), None)
+    return {"levels": out, "dense_accuracy": dense, "seeds": sorted({r["seed"] for r in rows}),
+            **({"selection": selection} if selection else {})}
 
 
 def write_metrics_and_summary(folder: RunFolder, config) -> dict[str, Any]:

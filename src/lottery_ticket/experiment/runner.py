@@ -304,6 +304,16 @@ class ExperimentRunner:
         # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
         # (per-layer rates with one): building it writes nothing.
         self.imp(self.config.seeds[0])
+        if self.config.prune.include:  # --include that names nothing: one line before the folder is written
+            from ..mask import PruningMask
+
+            seed = self.config.seeds[0]
+            if self.config.framework != "torch":
+                model = framework(self.config.framework).Trainable(self, seed, None).build_model(seed)
+            else:
+                with weightless():
+                    model = RunTrainable(self, seed, None).construct_model(seed)
+            PruningMask(model, also=self.config.prune.include)
         k = self.config.prune.rewind_iteration
         total = self.iterations(self.config.train.budget)
         if k >= total:
@@ -415,6 +425,7 @@ class ExperimentRunner:
                    schedule=Schedule.of(c.prune), seed=seed, rewind_iteration=c.prune.rewind_iteration,
                    rewind_mode=c.prune.rewind_mode, controls=c.controls, early_bird=early_bird,
                    collective=self.collective, log=self.log if self.is_writer else None,
+                   selection={"also": c.prune.include} if c.prune.include else None,
                    parallel=self.rendezvous.run_all if self.rendezvous is not None else None,
                    seed_rng=self._seed_rng)
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import LotteryTicketError
-from ..mask import PruningMask
+from ..mask import PruningMask, selection_line, selection_stats
 from ..pruning.base import Pruner
 from ..pruning.schedule import Schedule, next_mask
 from ..state import restore_, snapshot
@@ -133,6 +133,7 @@ class IMP:
         if mask is None:
             if level == 0:
                 mask = PruningMask(model, **self.selection)
+                self.log(f"seed {self.seed}: {selection_line(selection_stats(model, mask.names))}")
             elif self.scores_at_init:
                 mask = next_mask(self.pruner, self.schedule, self.initial_network_for(self.pruner), self.mask(level - 1),
                                  self.mask(0), level)
@@ -179,6 +180,8 @@ class IMP:
             raise LotteryTicketError(f"training ended before rewind_iteration={k}; use a smaller rewind iteration "
                                      "or a longer budget")
         row = level_record(self.seed, level, kind, mask, self.pruner.eligible(mask), result)
+        if level == 0:  # what the percentages of every level are of (reports state it)
+            row["selection"] = selection_stats(model, mask.names)
         self.store.save_state(f"trained/{level}", snapshot(model))
         self._finish(kind, level, f"round_{level:02d}", row)
         label = "dense" if level == 0 else f"{row['weights_remaining_pct']:.1f}% weights"

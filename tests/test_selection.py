@@ -1,0 +1,75 @@
+"""Honest selection (issue 26, item 4): every weight matrix is prunable by default, embeddings and norms opt in,
+and the share of the model the percentages speak of is stated on find's first line and in every report."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lottery_ticket import PruningMask
+from lottery_ticket.cli import main
+from lottery_ticket.errors import LotteryTicketError
+from lottery_ticket.mask import selection_line, selection_stats
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(16, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+
+def test_the_stats_count_every_parameter_once_and_list_the_matrices_left_dense():
+    torch.manual_seed(0)
+    model = TinyTransformer()
+    mask = PruningMask(model)
+    assert mask.names == ["attn.in_proj_weight", "attn.out_proj.weight", "head.weight"]
+    stats = selection_stats(model, mask.names)
+    assert stats == {"masked_weights": 24 * 8 + 8 * 8 + 4 * 8,
+                     "all_weights": sum(p.numel() for p in model.parameters()),
+                     "dense_matrices": {"embed.weight": [16, 8]}}
+    assert selection_line(stats) == ('masked: 61.5 % of the model\'s 468 weights ("weights remaining" is of these); '
+                                      "weight matrices never pruned: embed.weight [16, 8]")
+
+
+def test_also_adds_types_and_patterns_to_the_default_and_refuses_what_names_nothing():
+    model = TinyTransformer()
+    assert PruningMask(model, also=["type:Embedding"]).names == ["embed.weight", "attn.in_proj_weight",
+                                                                 "attn.out_proj.weight", "head.weight"]
+    assert "norm.weight" in PruningMask(model, also=["norm.*"]).names
+    with pytest.raises(LotteryTicketError, match="include 'type:GRU': the model has no GRU with weights"):
+        PruningMask(model, also=["type:GRU"])
+    with pytest.raises(LotteryTicketError, match="include 'decoder.*' matches no parameter"):
+        PruningMask(model, also=["decoder.*"])
+
+
+TINY = ["--model", "examples.mnist1d_attention:build", "--data", "examples.mnist1d_attention:data",
+        "--budget", "10it", "--eval-every", "10it", "--rounds", "1", "--quiet"]
+
+
+def test_find_states_the_share_first_and_the_report_and_summary_keep_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["find", *TINY, "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    line = selection_line(summary["selection"])
+    assert "weight matrices never pruned: none" in line  # attention's in_proj_weight is in the mask now
+    assert main(["report", str(run)]) == 0
+    assert line in capsys.readouterr().out and line in out
+
+
+def test_include_type_embedding_prunes_a_gpt2_embedding_and_a_typo_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    args = ["find", "--framework", "huggingface", "--model", "tests.hf_fixtures:make_gpt2", "--dataset",
+            "tests.hf_fixtures:make_data", "--metric", "eval_accuracy", "--budget", "4it", "--rounds", "1", "--quiet"]
+    assert main([*args, "--include", "type:Embeding", "--out", str(tmp_path / "typo")]) == 2
+    assert "the model has no Embeding with weights" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+    assert main([*args, "--include", "type:Embedding", "--out", str(tmp_path / "run")]) == 0
+    dense = json.loads((tmp_path / "run" / "seed_0" / "rounds" / "round_00.json").read_text())
+    assert dense["selection"]["dense_matrices"] == {}
+    assert {"transformer.wte.weight", "transformer.wpe.weight"} <= set(dense["layer_sparsities"])
