@@ -369,9 +369,12 @@ def test_each_trained_level_logs_one_line():
     make_imp(Toy(extra=extra, accuracy=0.375), pruner=pruner, schedule=Schedule(1, rate=0.5), seed=4,
              log=lines.append).run()
     # level 1 keeps 24 + 32 of fc1/fc2 and all 24 of out: 80 of 136 weights
-    assert lines == ["seed 4 round 0/1: dense, accuracy 37.50%, early stop 1,234 it [12 s]",
+    # first the selection (136 of the 155 parameters are in weight matrices), then one line per level
+    assert lines == ["seed 4: masked: 87.7 % of the model's 155 weights (\"weights remaining\" is of these); "
+                     "weight matrices never pruned: none",
+                     "seed 4 round 0/1: dense, accuracy 37.50%, early stop 1,234 it [12 s]",
                      f"seed 4 round 1/1: {100 * 80 / 136:.1f}% weights, accuracy 37.50% [0 s]"]
-    assert lines[1].startswith("seed 4 round 1/1: 58.8% weights")
+    assert lines[2].startswith("seed 4 round 1/1: 58.8% weights")
 
 
 def test_records_count_eligible_sparsity_over_the_pruners_layers_only():

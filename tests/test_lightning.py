@@ -22,7 +22,7 @@ from lottery_ticket.cli import main  # noqa: E402
 from lottery_ticket.errors import LotteryTicketError  # noqa: E402
 from lottery_ticket.integrations.lightning import find, mask_callback  # noqa: E402
 from lottery_ticket.io import load_tensors  # noqa: E402
-from kill_helpers import kill_after_first_level_then_resume  # noqa: E402
+from kill_helpers import fingerprint, kill_after_first_level_then_resume  # noqa: E402
 from lit_fixtures import MNIST1D, Classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
