@@ -116,8 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "torch (our trainer, default); lightning (--model: your LightningModule factory, --dataset: your "
                       "LightningDataModule factory; docs/lightning.md); huggingface (--model: your PreTrainedModel "
                       "factory, --dataset: a factory of Trainer datasets and arguments; docs/huggingface.md)")
-    find.add_argument("--metric", help="with --framework: the accuracy each network is scored by, e.g. test_acc "
-                      "(lightning: what test_step logs) or eval_accuracy (huggingface: Trainer.evaluate's key)")
+    find.add_argument("--metric", help="what each network is scored by: accuracy (default), perplexity, or "
+                      "'package.module:callable' (logits, targets) -> the batch's mean (with --metric-mode); with "
+                      "--framework: the value your evaluation logs, e.g. test_acc (lightning: what test_step logs) or "
+                      "eval_accuracy (huggingface: Trainer.evaluate's key)")
+    find.add_argument("--metric-mode", choices=["max", "min"], help="whether a higher (max) or lower (min) --metric is "
+                      "better: needed for a metric of yours, and with --framework for anything but an accuracy")
     find.add_argument("--loss", help="cross_entropy (default), or 'package.module:callable' (outputs, targets) -> loss")
     find.add_argument("--rounds", type=int, help="number of pruning levels after the dense one")
     find.add_argument("--rate", type=float, help="fraction of the surviving weights pruned per level (the paper's form; "
@@ -294,13 +298,15 @@ def config_from_args(args: argparse.Namespace):
             seeds=args.seeds or (preset.seeds if ours else (0,)),
             controls=args.controls if args.controls is not None else (preset.controls if ours else ()),
             preset=preset.preset if ours else None, early_bird=args.early_bird if args.early_bird is not None else (
-                preset.early_bird if ours else None), framework=framework, metric=args.metric or preset.metric))
+                preset.early_bird if ours else None), framework=framework, metric=args.metric or preset.metric,
+            metric_mode=args.metric_mode or (preset.metric_mode if ours else None)))
     return check_names(ExperimentConfig(
         model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
         train=dataclasses.replace(preset.train, **train_overrides),
         prune=dataclasses.replace(preset.prune, **prune_overrides),
         seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else preset.controls,
         preset=preset.preset, early_bird=args.early_bird if args.early_bird is not None else preset.early_bird,
+        metric=args.metric or preset.metric, metric_mode=args.metric_mode or preset.metric_mode,
     ))
 
 

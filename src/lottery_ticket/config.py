@@ -254,7 +254,11 @@ class ExperimentConfig:
         "help": "who trains each network: torch (our Trainer) | lightning (Trainer.fit of your LightningModule) | "
                 "huggingface (transformers.Trainer.train of your model)"})
     metric: str | None = field(default=None, metadata={
-        "help": "with a framework: the accuracy in [0, 1] each network is scored by (e.g. test_acc, eval_accuracy)"})
+        "help": "what each network is scored by (scores.py): accuracy (the default), perplexity or "
+                "package.module:callable; with a framework, the value its evaluation logs (e.g. test_acc)"})
+    metric_mode: str | None = field(default=None, metadata={
+        "help": "max or min: whether a higher or lower metric is better (a metric of yours needs it; with a "
+                "framework, without it the metric must be an accuracy in [0, 1])"})
 
     # How much work to do, not what the experiment is: a run folder can be extended along these.
     EXTENT = ("seeds", "controls", "preset")
@@ -277,6 +281,13 @@ class ExperimentConfig:
             check_import_path(self.dataset, "data")
         if self.train.loss != "cross_entropy":
             check_import_path(self.train.loss, "loss")
+        if self.framework == "torch" and self.metric == "accuracy" and self.metric_mode in (None, "max"):
+            self.metric, self.metric_mode = None, None  # the default, spelled out: the same experiment
+        from .scores import score_of
+
+        score_of(self.framework, self.metric, self.metric_mode)  # one line for a metric that names no score
+        if self.framework == "torch" and self.metric is not None and is_import_path(self.metric):
+            check_import_path(self.metric, "metric")
         if _RESOLVE_IMPORTS.get():
             self.resolve_code()
         if any(isinstance(s, bool) or not isinstance(s, int) or not (0 <= s < 2**31) for s in self.seeds):
@@ -304,7 +315,8 @@ class ExperimentConfig:
         """(what, 'package.module:callable') for each of your own model, data and loss this experiment imports."""
         from .plugins import is_import_path
 
-        named = (("model", self.model), ("data", self.dataset), ("loss", self.train.loss))
+        named = (("model", self.model), ("data", self.dataset), ("loss", self.train.loss),
+                 *((("metric", self.metric),) if self.framework == "torch" and self.metric else ()))
         return [(what, path) for what, path in named if is_import_path(path)]
 
     def resolve_code(self) -> None:

@@ -9,6 +9,7 @@ horizontal flip) runs on the whole batch at once. On a GPU the dataset is moved 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Iterator, Sequence
 
 import torch
@@ -104,7 +105,7 @@ def torch_dataloader(dataset: ArrayDataset, batch_size: int, shuffle: bool = Tru
 
 
 class EpochLoader:
-    """Any iterable of (inputs, targets) batches, made a deterministic epoch loader for the Trainer.
+    """Any iterable of (inputs, targets) batches (or dicts: training/batches.py), made a deterministic epoch loader.
 
     Each epoch's order is a function of (seed, epoch), as in the in-memory loader, so a run resumed mid-epoch
     replays the same batches: a DataLoader's RandomSampler gets a generator seeded per epoch (and a
@@ -135,14 +136,12 @@ class EpochLoader:
                                      "(or any iterable with __len__), or a budget in iterations ('5000it')") from None
 
     def __iter__(self):
-        for batch in self.iterable:
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                from ..errors import LotteryTicketError
+        from ..training.batches import split_batch, to_device
 
-                raise LotteryTicketError(f"a batch of the data is a {type(batch).__name__} of length "
-                                         f"{len(batch) if hasattr(batch, '__len__') else '?'}; yield (inputs, targets) pairs")
-            x, y = batch
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        for batch in self.iterable:
+            x, y = split_batch(batch)  # (inputs, targets), or a dict with 'labels' (training/batches.py)
+            yield to_device(batch, self.device) if isinstance(batch, Mapping) else (to_device(x, self.device),
+                                                                                   to_device(y, self.device))
 
 
 class StackedLoader:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import LotteryTicketError
+from ..scores import ACCURACY, Score, score_of_record
 from ..io import atomic_write_bytes, atomic_write_text
 from .report import KIND_LABELS, level_ticks, load_summary, stats_cell
 from .results import KINDS
@@ -81,6 +82,7 @@ class ComparedRun:
     dataset: str
     seeds: list[int]
     levels: list[dict[str, Any]]  # summarize()'s levels, as report has them
+    score: Score = ACCURACY  # what the levels hold (scores.py)
 
 
 def load_runs(run_dirs: Sequence[str | Path], kind: str = "ticket") -> list[ComparedRun]:
@@ -104,6 +106,10 @@ def load_runs(run_dirs: Sequence[str | Path], kind: str = "ticket") -> list[Comp
         which = ", ".join(f"{d} ({', '.join(r for r, c, _ in loaded if c.dataset == d)})" for d in sorted(datasets))
         raise LotteryTicketError(f"the runs use different datasets: {which}; accuracies on different test sets "
                                  "do not compare, so pass runs of one dataset")
+    scores = {score_of_record(summary) for _, _, summary in loaded}
+    if len(scores) > 1:
+        which = ", ".join(f"{r}: {score_of_record(summary).key}" for r, _, summary in loaded)
+        raise LotteryTicketError(f"the runs are scored differently ({which}); compare runs of one metric")
     lacking = [r for r, _, summary in loaded if not any(kind in lv for lv in summary["levels"])]
     if lacking:
         # A control's --controls name: its record name with dashes (snip, shuffle-layerwise), but for F&C's two.
@@ -115,7 +121,7 @@ def load_runs(run_dirs: Sequence[str | Path], kind: str = "ticket") -> list[Comp
     if len(set(names)) < len(names):  # runs/a/run vs runs/b/run: the paths as given tell them apart
         names = [r for r, _, _ in loaded]
     labels = run_labels([config.to_dict() for _, config, _ in loaded], names)
-    return [ComparedRun(r, label, config.dataset, summary["seeds"], summary["levels"])
+    return [ComparedRun(r, label, config.dataset, summary["seeds"], summary["levels"], score_of_record(summary))
             for (r, config, summary), label in zip(loaded, labels)]
 
 
@@ -139,7 +145,8 @@ def comparison_rows(runs: Sequence[ComparedRun], kind: str = "ticket") -> list[t
     """Rows of the table, densest first: (level key, per run the accuracy stats at that level or None)."""
     keyed = [_keyed(run) for run in runs]
     keys = sorted({k for levels in keyed for k in levels}, key=lambda k: (-k[0], k[1]))
-    return [(key, [levels[key].get(kind, {}).get("accuracy") if key in levels else None for levels in keyed])
+    score = runs[0].score.key
+    return [(key, [levels[key].get(kind, {}).get(score) if key in levels else None for levels in keyed])
             for key in keys]
 
 
@@ -148,12 +155,15 @@ def comparison_rows(runs: Sequence[ComparedRun], kind: str = "ticket") -> list[t
 def format_comparison(runs: Sequence[ComparedRun], kind: str = "ticket") -> str:
     dense = {k for run, levels in ((r, _keyed(r)) for r in runs) for k, lv in levels.items() if lv["round"] == 0}
     header = ["weights remaining"] + [run.label for run in runs]
+    score = runs[0].score
     lines = []
     for key, stats in comparison_rows(runs, kind):
-        lines.append([f"{key[0]:.1f}%" + (" (dense)" if key in dense else "")] + [stats_cell(s) for s in stats])
+        lines.append([f"{key[0]:.1f}%" + (" (dense)" if key in dense else "")]
+                     + [stats_cell(s, score.scale(), score.fmt()) for s in stats])
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
     fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
-    title = f"test accuracy (%) of the {KIND_LABELS[kind]} on {runs[0].dataset}, mean ± std over seeds"
+    what = "accuracy (%)" if score == ACCURACY else score.label()
+    title = f"test {what} of the {KIND_LABELS[kind]} on {runs[0].dataset}, mean ± std over seeds"
     out = [title, fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in lines]
     out += [f"  {run.label}: {run.run_dir} (seeds {','.join(map(str, run.seeds))})" for run in runs]
     return "\n".join(out)
@@ -165,8 +175,8 @@ def comparison_csv(runs: Sequence[ComparedRun], kind: str = "ticket") -> str:
     writer.writeheader()
     for run in runs:
         for level in run.levels:
-            stats = level.get(kind, {}).get("accuracy")
-            if stats:
+            stats = level.get(kind, {}).get(run.score.key)
+            if stats:  # the csv's accuracy_* columns hold the runs' score (accuracy unless --metric said otherwise)
                 writer.writerow({"label": run.label, "run_dir": run.run_dir, "kind": kind, "round": level["round"],
                                  "weights_remaining_pct": repr(level["weights_remaining_pct"]),
                                  "accuracy_mean": repr(stats["mean"]), "accuracy_std": repr(stats["std"]),
@@ -183,15 +193,15 @@ def comparison_png(runs: Sequence[ComparedRun], kind: str = "ticket") -> bytes:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     everywhere = []
     for run in runs:
-        pts = [(lv["weights_remaining_pct"], lv[kind]["accuracy"]) for lv in run.levels
-               if kind in lv and "accuracy" in lv[kind]]
+        key, scale = run.score.key, run.score.scale()
+        pts = [(lv["weights_remaining_pct"], lv[kind][key]) for lv in run.levels if kind in lv and key in lv[kind]]
         if kind != "ticket":  # controls start from the dense point, as in report's plots
-            dense = run.levels[0].get("ticket", {}).get("accuracy")
+            dense = run.levels[0].get("ticket", {}).get(key)
             if dense and pts:
                 pts = [(run.levels[0]["weights_remaining_pct"], dense)] + pts
         xs = [p[0] for p in pts]
-        ys = [100 * p[1]["mean"] for p in pts]
-        es = [100 * p[1]["std"] for p in pts]
+        ys = [scale * p[1]["mean"] for p in pts]
+        es = [scale * p[1]["std"] for p in pts]
         line = ax.errorbar(xs, ys, yerr=es, label=run.label, capsize=3, marker="o")
         ax.fill_between(xs, [y - e for y, e in zip(ys, es)], [y + e for y, e in zip(ys, es)],
                         color=line[0].get_color(), alpha=0.15, linewidth=0)
@@ -201,7 +211,8 @@ def comparison_png(runs: Sequence[ComparedRun], kind: str = "ticket") -> bytes:
     ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("% of weights remaining (log scale)")
-    ax.set_ylabel("test accuracy (%)")
+    score = runs[0].score
+    ax.set_ylabel("test accuracy (%)" if score == ACCURACY else f"test {score.label()}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(f"{KIND_LABELS[kind]} on {runs[0].dataset} (mean ± std over seeds)")

@@ -7,6 +7,7 @@ the corrected command then runs on the same --out.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
@@ -62,6 +63,7 @@ def check_one_batch(runner) -> None:
     not one finite number are one line, and the corrected command then runs on the same --out."""
     from ..data.loader import InMemoryLoader
     from ..data.types import DataSplits
+    from ..training.batches import call_model, describe, logits_and_loss, split_batch, to_device, training_loss
     from ..training.trainer import resolve_loss
     from .runner import RunTrainable
 
@@ -85,28 +87,25 @@ def check_one_batch(runner) -> None:
         except Exception as exc:
             raise LotteryTicketError(f"data {c.dataset!r}: iterating its {split!r} split raised "
                                      f"{type(exc).__name__}: {exc}") from None
-    try:
-        x, y = found["train"]
-    except (TypeError, ValueError):
-        raise LotteryTicketError(f"data {c.dataset!r}: a batch must be (inputs, targets), not "
-                                 f"{type(found['train']).__name__}") from None
+    x, y = split_batch(found["train"])  # one line for a batch that is neither a pair nor a dict
     model = RunTrainable(runner, c.seeds[0], None).build_model(c.seeds[0])
     try:
         with torch.no_grad():
-            outputs = model(x.to(runner.device) if torch.is_tensor(x) else x)
-            targets = y.to(runner.device) if torch.is_tensor(y) else y
-            if (torch.is_tensor(outputs) and outputs.dim() == 2 and torch.is_tensor(targets)
-                    and not targets.is_floating_point() and targets.numel()
-                    and (int(targets.min()) < 0 or int(targets.max()) >= outputs.shape[1])):
+            inputs = to_device(x, runner.device)
+            batch = to_device(found["train"], runner.device)
+            outputs = call_model(model, batch if isinstance(batch, Mapping) else inputs)
+            targets = to_device(y, runner.device)
+            logits = outputs if torch.is_tensor(outputs) else logits_and_loss(outputs)[0]
+            if (logits.dim() == 2 and torch.is_tensor(targets) and not targets.is_floating_point() and targets.numel()
+                    and (int(targets.min()) < 0 or int(targets.max()) >= logits.shape[1])):
                 raise LotteryTicketError(f"{where}: labels span {int(targets.min())}..{int(targets.max())} but "
-                                         f"the model has {outputs.shape[1]} outputs; fix the labels or num_classes")
-            loss = resolve_loss(c.train.loss)(outputs, targets)
+                                         f"the model has {logits.shape[1]} outputs; fix the labels or num_classes")
+            loss = training_loss(outputs, targets, resolve_loss(c.train.loss), c.train.loss == "cross_entropy")
     except LotteryTicketError:
         raise
     except Exception as exc:
         message = str(exc).splitlines()[0] if str(exc) else ""
-        shapes = f"inputs {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}, targets " \
-                 f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}"
+        shapes = f"inputs {describe(x)}, targets {tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}"
         raise LotteryTicketError(f"{where}: one training batch ({shapes}) does not fit the model or the loss: "
                                  f"{type(exc).__name__}: {message}") from None
     if not torch.is_tensor(loss) or loss.numel() != 1 or not torch.isfinite(loss).all():

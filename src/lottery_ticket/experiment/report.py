@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import LotteryTicketError
 from ..io import atomic_write_bytes, read_json
+from ..scores import ACCURACY, score_of_record
 from .results import KINDS, collect_rows, summarize
 from .runfolder import RunFolder
 
@@ -42,8 +43,10 @@ def stats_cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") ->
 def format_table(summary: dict[str, Any], title: str = "") -> str:
     # Both sparsities: overall (every masked weight) and of the eligible weights the pruner may touch; they
     # differ when layers are excluded (open_lth leaves the output layer dense).
+    score = score_of_record(summary)
     kinds = [k for k in KINDS if k in ALWAYS_SHOWN or any(k in level for level in summary["levels"])]
-    header = ["weights remaining", "eligible pruned", "test acc: ticket", "random reinit", "random pruning",
+    first = "test acc: ticket" if score == ACCURACY else f"test {score.key}: ticket"
+    header = ["weights remaining", "eligible pruned", first, "random reinit", "random pruning",
               *(KIND_LABELS[k] for k in kinds if k not in ALWAYS_SHOWN), "early-stop it (ticket)"]
     lines = []
     for level in summary["levels"]:
@@ -51,7 +54,7 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
         eligible = level.get("eligible_sparsity")
         cells = [pct, "-" if eligible is None else f"{100 * eligible:.1f}%"]
         for kind in kinds:
-            cells.append(stats_cell(level.get(kind, {}).get("accuracy")))
+            cells.append(stats_cell(level.get(kind, {}).get(score.key), score.scale(), score.fmt()))
         cells.append(stats_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))
         lines.append(cells)
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
@@ -85,7 +88,9 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
         plt.close(fig)
         written.append(atomic_write_bytes(folder.plots / name, buffer.getvalue()))
 
-    for metric, ylabel, scale, name in (("accuracy", "test accuracy (%)", 100.0, "accuracy_vs_weights.png"),
+    score = score_of_record(summary)
+    ylabel = "test accuracy (%)" if score == ACCURACY else f"test {score.label()}"
+    for metric, ylabel, scale, name in ((score.key, ylabel, score.scale(), f"{score.key}_vs_weights.png"),
                                         ("early_stop_iteration", "early-stop iteration", 1.0, "early_stop_vs_weights.png")):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         plotted = False

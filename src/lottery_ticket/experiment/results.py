@@ -11,6 +11,7 @@ from ..io import atomic_write_text, read_json, write_json
 from ..errors import LotteryTicketError
 from ..imp.records import unseal
 from ..imp.store import valid_record
+from ..scores import ACCURACY, score_of_record
 from .runfolder import CONTROL_FILE, CONTROL_RECORDS, ROUND_FILE, RunFolder
 
 METRIC_COLUMNS = ["seed", "round", "kind", "weights_remaining_pct", "sparsity", "eligible_sparsity", "num_remaining", "accuracy",
@@ -46,14 +47,19 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± std over seeds of accuracy and early-stop iteration, per round and kind."""
+    """Mean ± std over seeds of the score (accuracy, or the run's metric) and early-stop iteration, per round and
+    kind. The score is the one the records state (scores.py); a record stating another one is left out."""
+    score = score_of_record(rows[0]) if rows else ACCURACY
+    key = score.key
     levels: dict[int, dict[str, Any]] = {}
     for row in rows:
+        if score_of_record(row) != score:
+            continue
         kind = "ticket" if row["kind"] in ("dense", "ticket") else row["kind"]
         level = levels.setdefault(row["round"], {"round": row["round"], "weights_remaining_pct": row["weights_remaining_pct"],
                                                  "eligible_sparsity": row.get("eligible_sparsity")})
-        level.setdefault(kind, {"accuracy": [], "early_stop_iteration": []})
-        level[kind]["accuracy"].append(row["accuracy"])
+        level.setdefault(kind, {key: [], "early_stop_iteration": []})
+        level[kind][key].append(row[key])
         if row.get("early_stop_iteration") is not None:
             level[kind]["early_stop_iteration"].append(row["early_stop_iteration"])
     out = []
@@ -64,19 +70,22 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if kind in level:
                 entry[kind] = {k: _mean_std(v) for k, v in level[kind].items() if v}
         out.append(entry)
-    dense = out[0]["ticket"]["accuracy"] if out and "ticket" in out[0] else None
+    dense = out[0]["ticket"][key] if out and "ticket" in out[0] else None
     selection = next((r["selection"] for r in rows if r.get("round") == 0 and "selection" in r), None)
-    return {"levels": out, "dense_accuracy": dense, "seeds": sorted({r["seed"] for r in rows}),
-            **({"selection": selection} if selection else {})}
+    return {"levels": out, f"dense_{key}": dense, "seeds": sorted({r["seed"] for r in rows}),
+            **({"selection": selection} if selection else {}), **score.describe()}
 
 
 def write_metrics_and_summary(folder: RunFolder, config) -> dict[str, Any]:
     rows = collect_rows(folder)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    key = score_of_record(rows[0]).key if rows else "accuracy"
+    columns = [key if c == "accuracy" else f"early_stop_test_{key}" if c == "early_stop_test_accuracy" else c
+               for c in METRIC_COLUMNS]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+        writer.writerow({k: row.get(k, "") for k in columns})
     atomic_write_text(folder.metrics, buffer.getvalue())
     summary = {"format": "lottery_ticket.summary/1", "model": config.model, "dataset": config.dataset,
                "preset": config.preset, **summarize(rows)}

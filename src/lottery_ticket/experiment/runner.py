@@ -96,7 +96,8 @@ class RunTrainable:
         train_config = dataclasses.replace(c.train, data_seed=c.train.data_seed + self.seed)
         trainer = Trainer(train_config, r.data, r.device, progress=r.progress and r.collective.is_writer,
                           checkpoint_path=self.store.checkpoint(stage), checkpoint_every=r.checkpoint_every,
-                          rank=r.collective.rank, world_size=r.collective.world_size)
+                          rank=r.collective.rank, world_size=r.collective.world_size, metric=c.metric,
+                          metric_mode=c.metric_mode)
         if r.tensorboard and r.collective.is_writer:
             from ..training.callbacks import TensorBoard
 
@@ -109,7 +110,8 @@ class RunTrainable:
 
     def evaluate(self, model) -> dict[str, Any]:
         test = self.runner.evaluate(model)
-        return {"accuracy": test["accuracy"], "test_loss": test["loss"]}
+        key = self.runner.score.key
+        return {key: test[key], "test_loss": test["loss"]}
 
     def scoring_data(self):
         """What pruning at init reads (pruning/at_init.py): SCORING_EXAMPLES_PER_CLASS x classes training examples
@@ -123,7 +125,12 @@ class RunTrainable:
         r, data = self.runner, self.runner.data
         loss_fn = resolve_loss(r.config.train.loss)
         if not isinstance(data, DataSplits):
-            x, y = next(iter(data.train))
+            from ..training.batches import split_batch
+
+            x, y = split_batch(next(iter(data.train)))
+            if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+                raise LotteryTicketError("the pruning-at-init controls score one (inputs, targets) batch of tensors; "
+                                         "your data yields dicts, so leave those controls out")
             return ScoringData(batches=[(x, y)], loss_fn=loss_fn, input_shape=tuple(x.shape[1:]))
         count = min(len(data.train), SCORING_EXAMPLES_PER_CLASS * data.num_classes)
         chosen = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(self.seed))[:count]
@@ -166,6 +173,13 @@ class ExperimentRunner:
         self._evaluator, self._evaluator_lock = None, threading.Lock()
         self.rng_lock = threading.RLock()
 
+    @property
+    def score(self):
+        """What each network is scored by (scores.py): accuracy, or the run's --metric."""
+        from ..scores import score_of
+
+        return score_of(self.config.framework, self.config.metric, self.config.metric_mode)
+
     def stacks(self) -> bool:
         """Whether this run stacks (--stack on, or auto on a GPU): a deterministic function of the settings and the
         device type, never of the machine's load. Stacking needs in-memory data, cross-entropy, one process per
@@ -182,8 +196,8 @@ class ExperimentRunner:
             return False
         if len(c.seeds) == 1 and not c.controls:  # one training per level: nothing to stack it with
             return False
-        if c.train.loss != "cross_entropy" or not isinstance(self.data, DataSplits):
-            return False
+        if c.train.loss != "cross_entropy" or c.metric is not None or not isinstance(self.data, DataSplits):
+            return False  # the stacked evaluation scores accuracy under cross-entropy
         with weightless():
             model = RunTrainable(self, c.seeds[0], None).construct_model(c.seeds[0])
         return not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
@@ -195,7 +209,8 @@ class ExperimentRunner:
 
         with self._evaluator_lock:
             if self._evaluator is None:
-                self._evaluator = Trainer(self.config.train, self.data, self.device)
+                self._evaluator = Trainer(self.config.train, self.data, self.device, metric=self.config.metric,
+                                          metric_mode=self.config.metric_mode)
             return self._evaluator.evaluate("test", model)
 
     def train_stack(self, trainings) -> list[dict[str, Any]]:
@@ -357,7 +372,7 @@ class ExperimentRunner:
         from ..plugins import import_root, is_import_path
 
         experiment = config.to_dict()
-        paths = [p for p in (config.model, config.dataset, config.train.loss) if is_import_path(p)]
+        paths = [path for _, path in config.code_paths()]  # model, data, loss and metric of yours
         roots = sorted({r for r in map(import_root, paths) if r})
         write_json(self.folder.config, {"format": RUN_FORMAT, "experiment": experiment,
                                         "experiment_sha256": experiment_digest(experiment),
@@ -427,7 +442,7 @@ class ExperimentRunner:
                    collective=self.collective, log=self.log if self.is_writer else None,
                    selection={"also": c.prune.include} if c.prune.include else None,
                    parallel=self.rendezvous.run_all if self.rendezvous is not None else None,
-                   seed_rng=self._seed_rng)
+                   seed_rng=self._seed_rng, score=self.score)
 
     def _seed_rng(self, seed: int) -> None:
         with self.rng_lock:
@@ -460,7 +475,9 @@ def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
     rows: dict[int, dict[str, Any]] = {}
     for row in [*metrics.get("steps", []), *metrics.get("history", [])]:
         rows.setdefault(row["iteration"], {}).update(row)
-    columns = ["iteration", "train_loss", "lr", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
+    scored = sorted({k[4:] for row in rows.values() for k in row if k.startswith("val_") and k != "val_loss"})
+    key = scored[0] if scored else "accuracy"  # the run's score (scores.py): one per run
+    columns = ["iteration", "train_loss", "lr", "val_loss", f"val_{key}", "test_loss", f"test_{key}"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

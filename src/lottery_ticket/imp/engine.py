@@ -25,6 +25,7 @@ from ..mask import PruningMask, selection_line, selection_stats
 from ..pruning.base import Pruner
 from ..pruning.schedule import Schedule, next_mask
 from ..state import restore_, snapshot
+from ..scores import ACCURACY, Score
 from .collective import SINGLE_PROCESS, Collective
 from .controls import CONTROLS, Control
 from .records import level_record
@@ -39,7 +40,7 @@ class Trainable(Protocol):
     def train(self, model: nn.Module, mask: PruningMask, *, stage: str, start_iteration: int,
               on_step: Callable[[int, nn.Module], None] | None, callbacks: Iterable) -> dict[str, Any]: ...
 
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:  # must hold "accuracy"
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:  # must hold the IMP's score.key ("accuracy")
         ...
 
     # Optional: scoring_data() -> pruning.at_init.ScoringData, the batches and input shape pruning at init reads.
@@ -62,8 +63,9 @@ class IMP:
                  early_bird: EarlyBirdSpec | None = None, collective: Collective = SINGLE_PROCESS,
                  log: Callable[[str], None] | None = None, selection: dict | None = None,
                  parallel: Callable[[list[Callable[[], Any]]], list[Any]] | None = None,
-                 seed_rng: Callable[[int], Any] | None = None):
+                 seed_rng: Callable[[int], Any] | None = None, score: Score = ACCURACY):
         self.trainable, self.store, self.pruner, self.schedule = trainable, store, pruner, schedule
+        self.score = score  # what evaluate() returns and records hold: accuracy, or a metric of yours (scores.py)
         self.seed, self.rewind_iteration, self.rewind_mode = seed, rewind_iteration, rewind_mode
         self.controls: list[Control] = [CONTROLS[c] for c in controls]
         self.early_bird, self.collective = early_bird, collective
@@ -186,7 +188,8 @@ class IMP:
         self._finish(kind, level, f"round_{level:02d}", row)
         label = "dense" if level == 0 else f"{row['weights_remaining_pct']:.1f}% weights"
         es = f", early stop {row['early_stop_iteration']:,} it" if row.get("early_stop_iteration") is not None else ""
-        self.log(f"seed {self.seed} round {level}/{self.schedule.rounds}: {label}, accuracy {100 * row['accuracy']:.2f}%"
+        key = self.score.key
+        self.log(f"seed {self.seed} round {level}/{self.schedule.rounds}: {label}, {key} {self.score.show(row[key])}"
                  f"{es} [{row.get('train_seconds', 0):.0f} s]")
         return row
 
@@ -212,10 +215,11 @@ class IMP:
         metrics = self.trainable.train(model, mask, stage=stage, start_iteration=start, on_step=on_step,
                                        callbacks=callbacks)
         evaluation = dict(self.trainable.evaluate(model))
-        if "accuracy" not in evaluation:
-            raise LotteryTicketError("eval_fn returned a dict without 'accuracy'; return a float or {'accuracy': ...}")
+        key = self.score.key
+        if key not in evaluation:
+            raise LotteryTicketError(f"eval_fn returned a dict without {key!r}; return a float or {{{key!r}: ...}}")
         extra = self.collective.check_replicas(model, mask)
-        return {**dict(metrics or {}), **evaluation, "start_iteration": start, **extra}
+        return {**dict(metrics or {}), **evaluation, "start_iteration": start, **extra, **self.score.describe()}
 
     def _finish(self, kind: str, level: int, stage: str, row: dict) -> None:
         self.store.save_record(kind, level, row)

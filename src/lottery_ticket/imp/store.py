@@ -139,12 +139,16 @@ class FolderStore:
 
 
 def valid_record(row: Any, seed: int | None, kind: str, level: int) -> bool:
-    """A record is trusted only if it is the record of this stage: right seed, level and kind, finite accuracy."""
-    import math
+    """A record is trusted only if it is the record of this stage: right seed, level and kind, and a finite score
+    under the key it states (accuracy when it states none: scores.py)."""
+    from ..scores import finite_number, score_of_record
 
     if not isinstance(row, dict):
         return False
-    accuracy = row.get("accuracy")
+    try:
+        key = score_of_record(row).key
+    except LotteryTicketError:
+        return False
     return (row.get("round") == level and row.get("kind") == kind and (seed is None or row.get("seed") == seed)
-            and isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) and math.isfinite(accuracy)
+            and finite_number(row.get(key))
             and isinstance(row.get("iterations", 0), int) and isinstance(row.get("layer_sparsities", {}), dict))

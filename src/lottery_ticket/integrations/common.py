@@ -46,17 +46,24 @@ def call_factory(path: str, what: str) -> Any:
         raise LotteryTicketError(f"{what} {path!r} raised {type(exc).__name__}: {exc}") from None
 
 
-def check_score(metric: str, found: dict) -> dict[str, float]:
-    """The record's accuracy: `found[metric]`, which must be an accuracy in [0, 1]."""
+def check_score(config, found: dict) -> dict[str, float]:
+    """The record's score: `found[config.metric]`, an accuracy in [0, 1] unless config.metric_mode says it is
+    another number (scores.py), recorded under its own name."""
     import math
 
+    from ..scores import ACCURACY, score_of
+
+    metric, score = config.metric, score_of(config.framework, config.metric, config.metric_mode)
     if metric not in found:
         raise LotteryTicketError(f"evaluation gave no {metric!r} (it gave {sorted(found)}); log or compute it, or pass "
                                  "the name it has")
     value = float(found[metric])
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise LotteryTicketError(f"{metric}={value!r} is not an accuracy in [0, 1]; score networks by an accuracy")
-    return {"accuracy": value}
+    if score == ACCURACY and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise LotteryTicketError(f"{metric}={value!r} is not an accuracy in [0, 1]; score networks by an accuracy, or "
+                                 "say --metric-mode max or min for another number")
+    if not math.isfinite(value):
+        raise LotteryTicketError(f"{metric}={value!r} is not a finite number")
+    return {score.key: value}
 
 
 class GradientMask:

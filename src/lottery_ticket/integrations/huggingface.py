@@ -132,7 +132,7 @@ class Trainable:
         with _quiet():
             found = self._trainer(model).evaluate()
         model.cpu()
-        return check_score(self.runner.config.metric, found)
+        return check_score(self.runner.config, found)
 
 
 def load_data(path: str) -> dict:
@@ -166,4 +166,4 @@ def preflight(runner) -> None:
         raise
     except Exception as exc:
         raise LotteryTicketError(f"evaluating {c.model!r} on {c.dataset!r} raised {type(exc).__name__}: {exc}") from None
-    check_score(c.metric, found)
+    check_score(c, found)

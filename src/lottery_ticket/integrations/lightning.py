@@ -129,11 +129,10 @@ class Trainable:
 
     def evaluate(self, model, **limits) -> dict[str, Any]:
         r = self.runner
-        metric = r.config.metric
         with _quiet():
             results = _trainer(r.device, r.folder.root, **limits).test(model, datamodule=r.data, verbose=False)
         model.cpu()
-        return check_score(metric, results[0] if results else {})
+        return check_score(r.config, results[0] if results else {})
 
 
 def preflight(runner) -> None:

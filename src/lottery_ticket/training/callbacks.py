@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LotteryTicketError
+from ..scores import ACCURACY
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -54,11 +55,13 @@ class Evaluate(Callback):
     def _measure(self, trainer, iteration: int) -> None:
         row: dict[str, Any] = {"iteration": iteration}
         split = "val" if trainer.data.val is not None else "test"
+        key = trainer.score.key
+        self.score = trainer.score
         val = trainer.evaluate(split)
-        row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        row.update({"val_loss": val["loss"], f"val_{key}": val[key]})
         if self.with_test and split == "val":
             test = trainer.evaluate("test")
-            row.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+            row.update({"test_loss": test["loss"], f"test_{key}": test[key]})
         self.history.append(row)
 
     def state_dict(self) -> tuple[dict, dict]:
@@ -70,11 +73,17 @@ class Evaluate(Callback):
     def summary(self) -> dict[str, Any]:
         if not self.history:
             return {}
-        best = min(self.history, key=lambda r: (r["val_loss"], r["iteration"]))
+        score = getattr(self, "score", ACCURACY)
+        key = score.key
+        if score == ACCURACY:  # the paper's early-stopping iteration: the lowest validation loss
+            best = min(self.history, key=lambda r: (r["val_loss"], r["iteration"]))
+        else:  # the best validation score of yours, in its direction
+            sign = -1 if score.higher_is_better else 1
+            best = min(self.history, key=lambda r: (sign * r[f"val_{key}"], r["iteration"]))
         out = {"early_stop_iteration": best["iteration"], "early_stop_val_loss": best["val_loss"],
-               "early_stop_val_accuracy": best["val_accuracy"]}
-        if "test_accuracy" in best:
-            out["early_stop_test_accuracy"] = best["test_accuracy"]
+               f"early_stop_val_{key}": best[f"val_{key}"]}
+        if f"test_{key}" in best:
+            out[f"early_stop_test_{key}"] = best[f"test_{key}"]
         return out
 
 

@@ -13,9 +13,13 @@ from ..config import Budget, TrainConfig
 from ..enforce import MaskEnforcer
 from ..errors import LotteryTicketError
 from ..mask import PruningMask
+from ..scores import score_of
 from .callbacks import Callback, DivergenceGuard, Evaluate, OnStep, Progress, StepLog
+from .batches import (IGNORE_INDEX, call_model, class_scores, cross_entropy, describe, logits_and_loss, split_batch,
+                      training_loss)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .calibration import plan_sparse_training
+from .metrics import accumulator_factory
 from .optim import build_optimizer, lr_multiplier, set_lr_
 
 
@@ -31,13 +35,18 @@ class Trainer:
     def __init__(self, config: TrainConfig, data, device: str | torch.device = "cpu", *,
                  callbacks: Iterable[Callback] = (), progress: bool = False, eval_batch_size: int = 2000,
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
-                 rank: int = 0, world_size: int = 1, log_every: int = 100):
+                 rank: int = 0, world_size: int = 1, log_every: int = 100, metric: str | None = None,
+                 metric_mode: str | None = None):
         from ..data.loader import EpochLoader, InMemoryLoader
         from ..data.types import DataSplits, LoaderSplits
 
         self.config, self.device = config, torch.device(device)
         self.rank, self.world_size = rank, world_size
         self.loss_fn = resolve_loss(config.loss)
+        self.default_loss = config.loss == "cross_entropy"
+        # What evaluate() scores besides the loss: accuracy, or --metric (scores.py), with early stopping by it.
+        self.score = score_of("torch", metric, metric_mode)
+        self.new_accumulator = accumulator_factory(self.score, metric)
         if config.amp == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise LotteryTicketError(f"amp=bf16: {torch.cuda.get_device_name(self.device)} has no bfloat16; leave --amp unset")
         if isinstance(data, DataSplits):
@@ -68,10 +77,11 @@ class Trainer:
         self.iteration = 0
 
     # ---- the step -------------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def train_step(self, x, y: torch.Tensor | None) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp == "bf16"):
-            loss = self.loss_fn(self.forward(x), y)
+            outputs = call_model(self.forward, x)
+            loss = training_loss(outputs, y, self.loss_fn, self.default_loss)
         loss.backward()
         self.enforcer.step(self.optimizer)  # zero pruned grads -> optimizer.step() (-> zero pruned weights)
         if self.lr_factor is not None:
@@ -114,16 +124,18 @@ class Trainer:
         epoch, skip = divmod(self.iteration, self.steps_per_epoch)
         while self.iteration < self.total_iterations:
             self.loader.set_epoch(epoch)
-            for batch_index, (x, y) in enumerate(self.loader):
+            for batch_index, batch in enumerate(self.loader):
                 if batch_index < skip:  # resuming mid-epoch: replay the epoch's order up to where we stopped
                     continue
+                x, y = split_batch(batch)
                 try:
                     loss = self._last_loss = self.train_step(x, y)
                 except RuntimeError as exc:
                     if not first_step:
                         raise
                     # Your own data or model: a shape mismatch surfaces here, as one line instead of torch's traceback.
-                    raise LotteryTicketError(f"the first training batch (inputs {tuple(x.shape)}, targets {tuple(y.shape)}) "
+                    targets = tuple(y.shape) if isinstance(y, torch.Tensor) else None
+                    raise LotteryTicketError(f"the first training batch (inputs {describe(x)}, targets {targets}) "
                                              f"does not fit the model or the loss: {str(exc).splitlines()[0]}") from None
                 if first_step:
                     self.sparse.check_used()
@@ -262,9 +274,9 @@ class Trainer:
     # ---- evaluation --------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, split: str = "test", model: nn.Module | None = None) -> dict[str, float]:
-        from ..data.loader import InMemoryLoader
-
-        from ..data.loader import EpochLoader
+        """{"loss": the mean loss, and the score (scores.py): "accuracy" by default} of `model` on `split`.
+        The loss is the mean over targets (tokens, for sequences) under the default cross-entropy, else over examples."""
+        from ..data.loader import EpochLoader, InMemoryLoader
         from ..data.types import DataSplits
 
         model = model if model is not None else self.model
@@ -276,34 +288,42 @@ class Trainer:
                 if isinstance(self.data, DataSplits) else EpochLoader(dataset, device=self.device))
         was_training = model.training
         model.eval()
-        loss_sum, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long)
-        n = examples = 0
-        for x, y in self._eval_loaders[split]:
-            if self.config.channels_last and x.dim() == 4:
+        score = self.new_accumulator()
+        loss_sum, counted = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long)
+        batches = 0
+        for batch in self._eval_loaders[split]:
+            x, y = split_batch(batch)
+            if self.config.channels_last and isinstance(x, torch.Tensor) and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             try:
-                logits = model(x)
+                outputs = call_model(model, x)
             except RuntimeError as exc:
-                if n:
+                if batches:
                     raise
-                raise LotteryTicketError(f"the {split} batches (inputs {tuple(x.shape)}) do not fit the model: "
+                raise LotteryTicketError(f"the {split} batches (inputs {describe(x)}) do not fit the model: "
                                          f"{str(exc).splitlines()[0]}") from None
-            if self.loss_fn is F.cross_entropy:
-                loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            logits, own = logits_and_loss(outputs)
+            examples = y.shape[0] if y is not None else logits.shape[0]
+            if own is not None and self.default_loss:  # the model's own mean loss (a causal LM's shifted tokens)
+                loss_sum += own.detach().float() * examples
+                counted += examples
+            elif y is None:
+                raise LotteryTicketError(f"the {split} batches have no targets ('labels') and the model returns no "
+                                         "'loss'; yield (inputs, targets) or put the targets under 'labels'")
+            elif self.default_loss:
+                scores, flat = class_scores(logits, y)
+                loss_sum += F.cross_entropy(scores.float(), flat, reduction="sum")
+                counted += (flat != IGNORE_INDEX).sum()
             else:  # a loss of yours is a mean over the batch
-                loss_sum += self.loss_fn(logits, y).detach() * y.shape[0]
-            predicted = logits.argmax(1)
-            if predicted.shape != y.shape:
-                raise LotteryTicketError(f"outputs of shape {tuple(logits.shape)} and targets of shape {tuple(y.shape)} "
-                                         "do not give a classification accuracy (class scores on dim 1, class indices "
-                                         "as targets); reshape them in the model or the data")
-            correct += (predicted == y).sum()
-            n += y.numel()
-            examples += y.shape[0]
+                loss_sum += self.loss_fn(logits, y).detach() * examples
+                counted += examples
+            score.update(logits, y, examples)
+            batches += 1
         model.train(was_training)
-        if n == 0:
+        if batches == 0 or int(counted) == 0:
             raise LotteryTicketError(f"the {split} data yielded no examples; give it at least one batch")
-        return {"loss": float(loss_sum) / (n if self.loss_fn is F.cross_entropy else examples), "accuracy": int(correct) / n}
+        mean_loss = float(loss_sum) / int(counted)
+        return {"loss": mean_loss, self.score.key: score.result(mean_loss)}
 
     # ---- adapters for LotteryTicketFinder ----------------------------------------------------------
     def as_train_fn(self) -> Callable:
@@ -318,9 +338,10 @@ class Trainer:
 
 
 def resolve_loss(spec: str):
-    """The training loss: 'cross_entropy' (the default), or 'module:callable' taking (outputs, targets) -> a mean."""
+    """The training loss: 'cross_entropy' (the default: class scores on dim 1, or on the last dim for sequences),
+    or 'module:callable' taking (outputs, targets) -> a mean."""
     if spec == "cross_entropy":
-        return F.cross_entropy
+        return cross_entropy
     from ..plugins import load_object
 
     return load_object(spec, "loss")
