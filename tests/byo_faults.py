@@ -41,3 +41,24 @@ def per_example_loss(outputs, targets):
 
 def nan_loss(outputs, targets):
     return F.cross_entropy(outputs, targets) * float("nan")
+
+
+def test_split_does_not_fit():
+    """Training batches of 40 features, test batches of 7: found at the first evaluation, after config.json."""
+    train = DataLoader(TensorDataset(torch.randn(32, 40), torch.arange(32) % 10), batch_size=16)
+    test = DataLoader(TensorDataset(torch.randn(32, 7), torch.arange(32) % 10), batch_size=16)
+    return {"train": train, "val": train, "test": test}
+
+
+def no_val_split():
+    loader = DataLoader(TensorDataset(torch.randn(32, 40), torch.arange(32) % 10), batch_size=16)
+    return {"train": loader, "test": loader}
+
+
+CALLS = {"loss": 0}
+
+
+def nan_after_30_calls(outputs, targets):
+    """A loss that turns NaN once the dense level (20 steps) is done: level 1 diverges after a record exists."""
+    CALLS["loss"] += 1
+    return F.cross_entropy(outputs, targets) * (float("nan") if CALLS["loss"] > 30 else 1.0)

@@ -218,3 +218,69 @@ def test_a_rewind_iteration_past_the_training_is_one_clear_error(toy_data):
     finder = LotteryTicketFinder(TinyMLP, {}, rewind_iteration=9)
     with pytest.raises(LotteryTicketError, match="training ended before rewind_iteration=9"):
         finder.find_winning_ticket(None, train_fn, eval_fn, 0.5, 1, verbose=False)
+
+
+def test_controls_run_at_every_level_as_find_runs_them(toy_data):
+    train_fn, eval_fn = make_fns(*toy_data)
+    finder = LotteryTicketFinder(TinyMLP, {}, seed=0, controls=("reinit", "random-prune"))
+    _, _, results = finder.find_winning_ticket(None, train_fn, eval_fn, 0.8, 3, verbose=False)
+    for record in ("random_reinit", "random_pruning"):
+        rows = results["control_rounds"][record]
+        assert [r["round"] for r in rows] == [1, 2, 3]
+        for level, row in enumerate(rows, start=1):  # each level's control has that level's ticket sparsity
+            assert row["sparsity"] == finder.masks[level].sparsity and row["kind"] == record
+        assert results["controls"][record] == rows[-1]
+    assert [r["init_seed"] for r in results["control_rounds"]["random_reinit"]] == [10_000] * 3  # as verify_random_ticket
+    # the same rows as running each control afterwards on that level's mask would give
+    alone = LotteryTicketFinder(TinyMLP, {}, seed=0)
+    alone.find_winning_ticket(None, train_fn, eval_fn, 0.8, 3, verbose=False)
+    again = alone.verify_random_ticket(train_fn, eval_fn)
+    assert again["accuracy"] == results["controls"]["random_reinit"]["accuracy"]
+
+
+def test_unknown_controls_are_one_line():
+    with pytest.raises(LotteryTicketError, match="unknown control"):
+        LotteryTicketFinder(TinyMLP, {}, controls=("reinitialise",))
+    with pytest.raises(LotteryTicketError, match="is a string"):
+        LotteryTicketFinder(TinyMLP, {}, controls="reinit")
+
+
+def test_a_per_level_rate_prunes_that_share_of_the_survivors_each_round(toy_data):
+    train_fn, eval_fn = make_fns(*toy_data)
+    finder = LotteryTicketFinder(TinyMLP, {}, seed=0, pruner=MagnitudePruner(global_pruning=False))
+    _, _, results = finder.find_winning_ticket(None, train_fn, eval_fn, pruning_rounds=3, verbose=False, rate=0.5)
+    for level in range(1, 4):
+        for name, fraction in finder.masks[level].layer_sparsities.items():
+            assert abs(fraction - (1 - 0.5 ** level)) < 0.02, (level, name)
+    assert results["config"]["rate"] == 0.5 and results["config"]["target_sparsity"] == 1 - 0.5 ** 3
+    with pytest.raises(LotteryTicketError, match="pass target_sparsity or rate, not both"):
+        finder.find_winning_ticket(None, train_fn, eval_fn, 0.9, 3, verbose=False, rate=0.2)
+
+
+def test_save_experiment_writes_a_run_folder_that_report_and_compare_read(tmp_path, toy_data, capsys):
+    from lottery_ticket.cli import main
+
+    train_fn, eval_fn = make_fns(*toy_data)
+    folders = []
+    for rate in (0.5, 0.7):
+        finder = LotteryTicketFinder(TinyMLP, {}, seed=0, controls=("reinit",))
+        _, _, results = finder.find_winning_ticket(None, train_fn, eval_fn, pruning_rounds=2, verbose=False, rate=rate)
+        folders.append(finder.save_experiment(tmp_path / f"rate{rate}", dataset="toy"))
+    capsys.readouterr()
+    assert main(["report", str(folders[0]), "--no-plots"]) == 0
+    table = capsys.readouterr().out
+    assert "conftest.TinyMLP on toy (1 seed)" in table
+    last = results["rounds"][-1]  # of the second folder: its table's last ticket cell
+    assert main(["report", str(folders[1]), "--no-plots"]) == 0
+    final_row = [line for line in capsys.readouterr().out.splitlines() if line.strip()][-1]
+    assert f"{100 * last['accuracy']:.2f}" in final_row
+    reinit = results["control_rounds"]["random_reinit"][-1]["accuracy"]
+    assert f"{100 * reinit:.2f}" in final_row
+    assert main(["compare", *map(str, folders), "--out", str(tmp_path / "cmp")]) == 0
+    assert "settings.rate=0.5" in capsys.readouterr().out
+    assert main(["resume", str(folders[0])]) == 2
+    assert "saved from Python" in capsys.readouterr().err
+    # and load_experiment still reads it, bit-identically
+    loaded, again = load_experiment(folders[1])
+    assert loaded["rounds"][-1]["accuracy"] == last["accuracy"]
+    assert all(torch.equal(again.masks[-1][n], finder.masks[-1][n]) for n in finder.masks[-1])

@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--batch-size", type=int, help="batch size")
     find.add_argument("--optimizer", help="sgd | adam | adamw")
     find.add_argument("--eval-every", help="evaluate every N ('100it', '1ep') for the early-stop iteration")
+    find.add_argument("--early-stop-on-test", action="store_true", default=None, help="your data has no 'val' split: "
+                      "pick the early-stopping iteration on the test set anyway (recorded; refused otherwise)")
     find.add_argument("--early-bird", type=float, metavar="EPS", help="stop dense training once the mask changes by less than EPS")
     find.add_argument("--momentum", type=float, help="SGD momentum")
     find.add_argument("--weight-decay", type=float, help="weight decay")
@@ -248,7 +250,8 @@ def config_from_args(args: argparse.Namespace):
                                          ("weight_decay", args.weight_decay), ("warmup", args.warmup),
                                          ("schedule", args.schedule), ("milestones", args.milestones),
                                          ("augment", args.augment), ("amp", args.amp),
-                                         ("sparse_training", args.sparse_training), ("stack", args.stack))
+                                         ("sparse_training", args.sparse_training), ("stack", args.stack),
+                                         ("early_stop_on_test", args.early_stop_on_test))
                        if v is not None}
     prune_overrides = {k: v for k, v in (("rounds", args.rounds), ("rewind_iteration", args.rewind_iteration),
                                          ("rewind_mode", args.rewind_mode), ("global_pruning", args.global_pruning),
@@ -300,9 +303,20 @@ def config_from_args(args: argparse.Namespace):
             preset=preset.preset if ours else None, early_bird=args.early_bird if args.early_bird is not None else (
                 preset.early_bird if ours else None), framework=framework, metric=args.metric or preset.metric,
             metric_mode=args.metric_mode or (preset.metric_mode if ours else None)))
+    from .plugins import is_import_path
+
+    base_train = preset.train
+    if is_import_path(args.dataset or preset.dataset):
+        # Your loaders batch and augment: a preset's batch size or augmentation would be recorded but never used.
+        given = [flag for flag, key in (("--batch-size", "batch_size"), ("--augment", "augment"))
+                 if key in train_overrides]
+        if given:
+            raise LotteryTicketError(f"your data's loaders set their own batches and augmentation; drop "
+                                     f"{', '.join(given)} (set them in your DataLoaders)")
+        base_train = dataclasses.replace(base_train, batch_size=TrainConfig.batch_size, augment=False)
     return check_names(ExperimentConfig(
         model=model, dataset=args.dataset or preset.dataset, model_kwargs=dict(model_kwargs),
-        train=dataclasses.replace(preset.train, **train_overrides),
+        train=dataclasses.replace(base_train, **train_overrides),
         prune=dataclasses.replace(preset.prune, **prune_overrides),
         seeds=args.seeds or preset.seeds, controls=args.controls if args.controls is not None else preset.controls,
         preset=preset.preset, early_bird=args.early_bird if args.early_bird is not None else preset.early_bird,

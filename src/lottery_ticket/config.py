@@ -88,7 +88,8 @@ class TrainConfig:
     momentum: float = field(default=0.0, metadata={"help": "SGD momentum"})
     nesterov: bool = field(default=False, metadata={"help": "Nesterov momentum (SGD)"})
     weight_decay: float = field(default=0.0, metadata={"help": "L2 (SGD/Adam) or decoupled (AdamW) decay"})
-    batch_size: int = field(default=60, metadata={"help": "examples per step"})
+    batch_size: int | None = field(default=60, metadata={"help": "examples per step (None: your own DataLoaders' "
+                                                                 "own, recorded in each record as it was)"})
     budget: str = field(default="50000it", metadata={"help": "training length: '50000it' or '40ep'"})
     warmup: str | None = field(default=None, metadata={"help": "linear LR warmup length, e.g. '2000it'"})
     schedule: str = field(default="constant", metadata={"help": "constant | step | cosine"})
@@ -108,6 +109,9 @@ class TrainConfig:
     sparse_training: str = field(default="auto", metadata={"help": "auto | on | off: train pruned Linear layers "
                                                                      "through their survivors only (auto: where "
                                                                      "measured faster on this machine; CPU)"})
+    early_stop_on_test: bool = field(default=False, metadata={"help": "your data has no 'val' split: pick the "
+                                                                      "early-stopping iteration on the test set anyway "
+                                                                      "(otherwise refused)"})
     stack: str = field(default="off", metadata={"help": "on | auto | off: train a level's networks (every seed's ticket "
                                                         "and control) together as one stacked model (on; auto: on a "
                                                         "GPU, where one-at-a-time steps are launch-bound), or one at "
@@ -132,7 +136,8 @@ class TrainConfig:
                 raise LotteryTicketError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not (0 < self.gamma):
             raise LotteryTicketError(f"gamma={self.gamma!r} must be > 0")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                                            or self.batch_size < 1):
             raise LotteryTicketError(f"batch_size={self.batch_size!r} must be an integer >= 1")
         if not isinstance(self.validation, bool):
             raise LotteryTicketError(f"validation={self.validation!r} must be true or false")
@@ -281,6 +286,12 @@ class ExperimentConfig:
             check_import_path(self.dataset, "data")
         if self.train.loss != "cross_entropy":
             check_import_path(self.train.loss, "loss")
+        if self.framework == "torch" and is_import_path(self.dataset) and self.train.batch_size == TrainConfig.batch_size:
+            # Your loaders batch: the default batch size would be recorded but never used.
+            self.train = dataclasses.replace(self.train, batch_size=None)
+        if self.framework == "torch" and not is_import_path(self.dataset) and self.train.batch_size is None:
+            raise LotteryTicketError(f"batch_size is unset but {self.dataset!r} is a built-in dataset, which our loader "
+                                     "batches; pass a batch size (--batch-size)")
         if self.framework == "torch" and self.metric == "accuracy" and self.metric_mode in (None, "max"):
             self.metric, self.metric_mode = None, None  # the default, spelled out: the same experiment
         from .scores import score_of

@@ -155,8 +155,10 @@ class LotteryTicketFinder:
     rewind_iteration           0 resets to θ₀ (the paper); k > 0 rewinds to the weights after k steps
     rewind_mode                "continue" (Frankle et al. 2020: train steps k..T) or "restart" (T steps from 0)
     one_shot                   prune each level straight from the dense-trained weights
-    include, types, exclude    which weights are prunable (default: Linear/Conv weights; docs/masks.md), e.g.
+    include, types, exclude    which weights are prunable (default: every weight matrix; docs/masks.md), e.g.
                                types=(nn.Linear, nn.MultiheadAttention, nn.Embedding, nn.LSTM)
+    controls                   controls trained at every level beside the ticket, as `find --controls` runs
+                               them, e.g. ("reinit", "random-prune"); results["control_rounds"] holds their rows
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class LotteryTicketFinder:
         include: list[str] | None = None,
         types: tuple[type, ...] | None = None,
         exclude: tuple[str, ...] = (),
+        controls: tuple[str, ...] = (),
     ):
         self.model_class = model_class
         self.model_kwargs = dict(model_kwargs or {})
@@ -189,6 +192,11 @@ class LotteryTicketFinder:
         self.selection = {k: v for k, v in (("include", include), ("types", types)) if v is not None}
         if exclude:
             self.selection["exclude"] = tuple(exclude)
+        from .imp.controls import check_controls
+
+        if isinstance(controls, str):
+            raise LotteryTicketError(f"controls={controls!r} is a string; pass a tuple of names, e.g. ('reinit',)")
+        self.controls = check_controls(tuple(controls))
         self.initial_state: dict[str, torch.Tensor] | None = None
         self.rewind_state: dict[str, torch.Tensor] | None = None
         self.masks: list[PruningMask] = []
@@ -204,9 +212,17 @@ class LotteryTicketFinder:
             model = self.model_class(**self.model_kwargs)
         return model.to(self.device)
 
-    def schedule(self, target_sparsity: float, pruning_rounds: int) -> Schedule:
-        """With per-layer rates, each round prunes each layer's rate (layers no pattern names: the rate that reaches
-        `target_sparsity` in `pruning_rounds`); otherwise the rounds land on `target_sparsity` at the last one."""
+    def schedule(self, target_sparsity: float | None, pruning_rounds: int, rate: float | None = None) -> Schedule:
+        """A per-level `rate` prunes that fraction of the survivors each round (the paper's form; with per-layer
+        rates, the layers no pattern names). Otherwise, with per-layer rates, each round prunes each layer's rate
+        (the others: the rate that reaches `target_sparsity` in `pruning_rounds`); without them the rounds land on
+        `target_sparsity` at the last one."""
+        if rate is not None:
+            if target_sparsity is not None:
+                raise LotteryTicketError("pass target_sparsity or rate, not both: a per-level rate fixes the final "
+                                         "sparsity (1 - (1 - rate) ** pruning_rounds)")
+            return Schedule(pruning_rounds, rate=check_sparsity(rate, "rate"), one_shot=self.one_shot)
+        target_sparsity = check_sparsity(0.9 if target_sparsity is None else target_sparsity, "target_sparsity")
         if self.pruner.layer_rates:
             return Schedule(pruning_rounds, rate=per_round_rate(target_sparsity, pruning_rounds), one_shot=self.one_shot)
         return Schedule(pruning_rounds, target=target_sparsity, one_shot=self.one_shot)
@@ -216,22 +232,26 @@ class LotteryTicketFinder:
         model: nn.Module | None,
         train_fn: TrainFn,
         eval_fn: EvalFn,
-        target_sparsity: float = 0.9,
+        target_sparsity: float | None = None,
         pruning_rounds: int = 5,
         verbose: bool = True,
+        rate: float | None = None,
     ) -> tuple[nn.Module, PruningMask, dict]:
-        """Run IMP; return the trained ticket, its mask, and per-round results."""
-        target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
+        """Run IMP (and the finder's controls at every level); return the trained ticket, its mask, and per-round
+        results. The schedule: `target_sparsity` (default 0.9) at the last of `pruning_rounds`, or a per-level
+        `rate` (the paper's 20 % a round: rate=0.2)."""
         pruning_rounds = check_rounds(pruning_rounds)
+        schedule = self.schedule(target_sparsity, pruning_rounds, rate)
+        target_sparsity = schedule.target if schedule.target is not None else 1 - (1 - schedule.rate) ** pruning_rounds
         if model is None:
             model = self.build_model()
         model = model.to(self.device)
         store = MemoryStore()
         store.save_state("init", snapshot(model))
         self._imp = IMP(trainable=_Functions(self, model, train_fn, eval_fn), store=store, pruner=self.pruner,
-                        schedule=self.schedule(target_sparsity, pruning_rounds), seed=self.seed,
-                        rewind_iteration=self.rewind_iteration, rewind_mode=self.rewind_mode,
-                        log=print if verbose else None, selection=self.selection)
+                        schedule=schedule, seed=self.seed, rewind_iteration=self.rewind_iteration,
+                        rewind_mode=self.rewind_mode, controls=self.controls, log=print if verbose else None,
+                        selection=self.selection)
         rows = self._imp.run()
         restore_(model, store.load_state(f"trained/{pruning_rounds}"))
         self.initial_state, self.rewind_state = store.load_state("init"), store.load_state("rewind")
@@ -244,6 +264,8 @@ class LotteryTicketFinder:
                 "seed": self.seed,
                 "target_sparsity": target_sparsity,
                 "pruning_rounds": pruning_rounds,
+                **({"rate": schedule.rate} if rate is not None else {}),
+                **({"controls": list(self.controls)} if self.controls else {}),
                 "rewind_iteration": self.rewind_iteration,
                 "rewind_mode": self.rewind_mode,
                 "one_shot": self.one_shot,
@@ -253,6 +275,12 @@ class LotteryTicketFinder:
             "rounds": rows,
             "controls": {},
         }
+        if self.controls:  # every level's rows, and the last level's as verify_random_ticket gives it
+            records = [CONTROLS[c].record for c in self.controls]
+            self.results["control_rounds"] = {r: [store.records[(r, level)] for level in range(1, pruning_rounds + 1)]
+                                              for r in records}
+            self.results["controls"] = {r: ControlResult(by_level[-1])
+                                        for r, by_level in self.results["control_rounds"].items()}
         return model, self.masks[-1], self.results
 
     # ---- controls ----------------------------------------------------------------------------------
@@ -287,8 +315,12 @@ class LotteryTicketFinder:
         return row
 
     # ---- files -------------------------------------------------------------------------------------
-    def save_experiment(self, path: str | os.PathLike, results: Mapping[str, Any] | None = None) -> Path:
-        """Write a folder: experiment.json, init.safetensors, [rewind.safetensors], masks/round_XX.safetensors.
+    def save_experiment(self, path: str | os.PathLike, results: Mapping[str, Any] | None = None, *,
+                        dataset: str = "your data") -> Path:
+        """Write a folder that is also a run folder: experiment.json, init.safetensors, [rewind.safetensors] and
+        masks/round_XX.safetensors (what load_experiment reads), and config.json, seed_<s>/rounds/*.json,
+        seed_<s>/controls/*.json, metrics.csv and summary.json (what `report` and `compare` read, as for `find`).
+        `dataset` labels the data in reports (the finder never sees it).
 
         Each file is written atomically; experiment.json goes last, so its presence means the folder is complete.
         """
@@ -296,6 +328,7 @@ class LotteryTicketFinder:
         if path.exists() and not path.is_dir():
             raise LotteryTicketError(f"{path} is a file; save_experiment needs a folder path")
         results = dict(results if results is not None else self.results)
+        self._write_run_folder(path, results, dataset)
         if self.initial_state is not None:
             save_state(path / "init.safetensors", self.initial_state)
         if self.rewind_state is not None:
@@ -305,6 +338,42 @@ class LotteryTicketFinder:
         results["num_masks"] = len(self.masks)
         write_json(path / "experiment.json", results)
         return path
+
+    def _write_run_folder(self, path: Path, results: dict, dataset: str) -> None:
+        from .experiment.results import write_metrics_and_summary
+        from .experiment.runfolder import API_RUN_FORMAT, ApiRunConfig, RunFolder
+        from .imp.records import seal
+        from .imp.store import valid_record
+
+        folder = RunFolder(path)
+        if folder.config.is_file() and (read_json(folder.config) or {}).get("format") != API_RUN_FORMAT:
+            raise LotteryTicketError(f"{path} holds a `lottery-ticket find` run; save the experiment to another folder")
+        rows = [r for r in results.get("rounds", []) if isinstance(r, Mapping)]
+        controls = results.get("control_rounds") or {k: [v] for k, v in results.get("controls", {}).items()}
+        seeds = sorted({r.get("seed") for r in rows if isinstance(r.get("seed"), int)}) or [self.seed]
+        model_class = self.model_class or (type(self._imp.trainable.template) if self._imp and self._imp.trainable
+                                           else None)
+        label = f"{model_class.__module__}.{model_class.__qualname__}" if model_class is not None else "your model"
+        config = ApiRunConfig(model=label, dataset=str(dataset), seeds=tuple(seeds),
+                              controls=tuple(results.get("config", {}).get("controls", ())),
+                              settings=dict(results.get("config", {})))
+        for seed in seeds:  # a folder saved before holds this save's records only
+            for old in [*folder.seed(seed).root.glob("rounds/*.json"), *folder.seed(seed).root.glob("controls/*.json")]:
+                old.unlink()
+        written = 0
+        for row in [*rows, *(row for by_level in controls.values() for row in by_level)]:
+            row = dict(row)
+            kind, level, seed = row.get("kind"), row.get("round"), row.get("seed")
+            if not valid_record(row, seed, kind, level) or not isinstance(seed, int):
+                continue  # a hand-edited results dict: what is not a record stays out of the run folder
+            sf = folder.seed(seed)
+            write_json(sf.round_result(level) if kind in ("dense", "ticket") else sf.control_result(kind, level),
+                       seal(row))
+            written += 1
+        if not written:
+            raise LotteryTicketError("the results hold no rounds to save; run find_winning_ticket(...) first")
+        write_json(folder.config, {"format": API_RUN_FORMAT, "experiment": config.to_dict()})
+        write_metrics_and_summary(folder, config)
 
     def load_experiment(self, path: str | os.PathLike) -> dict:
         """Read a folder written by save_experiment; restores θ₀, the rewind point and the masks."""

@@ -122,6 +122,12 @@ def read_run_config(folder: RunFolder, *, run_code: bool = False, trust_code: bo
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
         raise LotteryTicketError(f"{folder.config}: import_roots must be a list of folders, not {roots!r}; {advice}")
     format = stored.get("format", "lottery_ticket.run/1")
+    if format == API_RUN_FORMAT:
+        if run_code:
+            raise LotteryTicketError(f"{folder.root} was saved from Python (LotteryTicketFinder.save_experiment): it has "
+                                     "no model or data to import, so it cannot be resumed or retrained here; report and "
+                                     "compare read it, and `lottery-ticket find` with import paths makes a full run")
+        return ApiRunConfig.from_dict(stored["experiment"], folder.config)
     if format not in ("lottery_ticket.run/1", "lottery_ticket.run/2"):
         raise LotteryTicketError(f"{folder.config}: unknown format {format!r}; {advice}")
     try:
@@ -205,3 +211,45 @@ def our_temp_files(places: list[Path]) -> list[Path]:
 def seed_places(sf: SeedFolder) -> list[Path]:
     """Where a seed's files are written (only by the process holding the seed's lock)."""
     return [sf.root] + [sf.root / sub for sub in SEED_SUBFOLDERS]
+
+
+API_RUN_FORMAT = "lottery_ticket.api_run/1"
+
+
+@dataclass(frozen=True)
+class ApiRunConfig:
+    """What a run folder written by LotteryTicketFinder.save_experiment says about itself: labels of the model and
+    data (the Python objects themselves are not in it) and the finder's settings. Read as plain data."""
+
+    model: str
+    dataset: str
+    seeds: tuple
+    controls: tuple
+    settings: dict
+    preset: None = None
+    framework: str = "python"
+
+    @classmethod
+    def from_dict(cls, data: dict, where) -> "ApiRunConfig":
+        from ..errors import LotteryTicketError
+
+        try:
+            config = cls(model=data["model"], dataset=data["dataset"], seeds=tuple(data["seeds"]),
+                         controls=tuple(data.get("controls", ())), settings=dict(data.get("settings", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LotteryTicketError(f"{where} does not describe a saved experiment ({exc}); save it again with "
+                                     "save_experiment") from None
+        if not (isinstance(config.model, str) and isinstance(config.dataset, str)
+                and all(isinstance(s, int) and not isinstance(s, bool) for s in config.seeds)):
+            raise LotteryTicketError(f"{where} does not describe a saved experiment; save it again with save_experiment")
+        return config
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "seeds": list(self.seeds),
+                "controls": list(self.controls), "settings": dict(self.settings)}
+
+    def identity(self) -> dict:
+        return {"saved_from_python": self.to_dict()}
+
+    def code_paths(self) -> list:
+        return []

@@ -237,6 +237,8 @@ class ExperimentRunner:
         self._check_budget()
         requested = self.config.seeds
         self.collective.barrier()
+        created = self.is_writer and not self.folder.config.exists()
+        root_existed = self.folder.root.exists()
         if self.is_writer:
             self.config = self.claim_folder()
         self.collective.barrier()
@@ -245,12 +247,43 @@ class ExperimentRunner:
         # The seeds this command asked for (`resume`: all of them). The folder may list more: other processes' of a
         # job array adding their seeds to it, one each (docs/distributed.md).
         seeds = [seed for seed in self.config.seeds if seed in requested]
-        if self.workers > 1 and len(seeds) > 1:
-            self._run_in_workers(seeds)
-        else:
-            self._run_seeds(seeds)
+        try:
+            if self.workers > 1 and len(seeds) > 1:
+                self._run_in_workers(seeds)
+            else:
+                self._run_seeds(seeds)
+        except LotteryTicketError:
+            if created and self.collective.world_size == 1:
+                self._remove_if_nothing_finished(keep_root=root_existed)
+            raise
         self.collective.barrier()
         return self.write_summary()
+
+    def _remove_if_nothing_finished(self, keep_root: bool) -> None:
+        """A folder this command created whose run failed on your input (a test split that does not fit the model,
+        a metric that raises) before any training finished: removed, so the corrected command runs on the same
+        --out. One finished record and the folder stays, for `resume`."""
+        import shutil
+
+        root = self.folder.root
+        if any(root.glob("seed_*/rounds/*.json")) or any(root.glob("seed_*/controls/*.json")):
+            return
+        with file_lock(root / LOCK_NAME, blocking=False) as free:
+            if not free:  # another process is claiming or extending it: its folder now too
+                return
+            for child in root.iterdir():
+                if child.name == LOCK_NAME:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        (root / LOCK_NAME).unlink(missing_ok=True)
+        if not keep_root:
+            try:
+                root.rmdir()
+            except OSError:
+                pass
 
     def _run_seeds(self, seeds) -> None:
         """Each seed under its lock: seeds another process holds are skipped, then waited for at the end."""
@@ -309,13 +342,17 @@ class ExperimentRunner:
         if self.config.framework != "torch":
             framework(self.config.framework).preflight(self)
         else:
-            batch = self.config.train.batch_size
-            train_size = len(self.data.train) if isinstance(self.data, DataSplits) else batch
-            if batch > train_size:
-                raise LotteryTicketError(f"batch_size={batch} is larger than the {train_size:,} training examples of "
-                                         f"{self.config.dataset}; pass a smaller --batch-size")
+            t = self.config.train
+            if isinstance(self.data, DataSplits) and t.batch_size > len(self.data.train):
+                raise LotteryTicketError(f"batch_size={t.batch_size} is larger than the {len(self.data.train):,} "
+                                         f"training examples of {self.config.dataset}; pass a smaller --batch-size")
             check_model(self)
             check_one_batch(self)
+            if not isinstance(self.data, DataSplits) and t.eval_every and self.data.val is None \
+                    and not t.early_stop_on_test:
+                raise LotteryTicketError(f"data {self.config.dataset!r} has no 'val' split, so the early-stopping "
+                                         "iteration would be picked on the test set; return a 'val' split too, or "
+                                         "pass --early-stop-on-test to do so knowingly (it is recorded)")
         # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
         # (per-layer rates with one): building it writes nothing.
         self.imp(self.config.seeds[0])

@@ -47,6 +47,14 @@ def describe(inputs: Any) -> str:
     return str(tuple(inputs.shape)) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
 
 
+def examples_in(inputs: Any, targets: torch.Tensor | None) -> int | None:
+    """How many examples a batch holds: the targets' first dim, else the first input tensor's."""
+    if isinstance(targets, torch.Tensor):
+        return int(targets.shape[0])
+    tensors = [v for v in inputs.values() if isinstance(v, torch.Tensor)] if isinstance(inputs, Mapping) else [inputs]
+    return int(tensors[0].shape[0]) if tensors and isinstance(tensors[0], torch.Tensor) else None
+
+
 def call_model(model, inputs: Any) -> Any:
     return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
 

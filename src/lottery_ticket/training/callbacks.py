@@ -54,7 +54,7 @@ class Evaluate(Callback):
 
     def _measure(self, trainer, iteration: int) -> None:
         row: dict[str, Any] = {"iteration": iteration}
-        split = "val" if trainer.data.val is not None else "test"
+        split = self.split = "val" if trainer.data.val is not None else "test"
         key = trainer.score.key
         self.score = trainer.score
         val = trainer.evaluate(split)
@@ -84,6 +84,8 @@ class Evaluate(Callback):
                f"early_stop_val_{key}": best[f"val_{key}"]}
         if f"test_{key}" in best:
             out[f"early_stop_test_{key}"] = best[f"test_{key}"]
+        if getattr(self, "split", "val") == "test":  # no validation split: picked on the test set, and says so
+            out["early_stop_split"] = "test"
         return out
 
 

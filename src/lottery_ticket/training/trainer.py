@@ -15,8 +15,8 @@ from ..errors import LotteryTicketError
 from ..mask import PruningMask
 from ..scores import score_of
 from .callbacks import Callback, DivergenceGuard, Evaluate, OnStep, Progress, StepLog
-from .batches import (IGNORE_INDEX, call_model, class_scores, cross_entropy, describe, logits_and_loss, split_batch,
-                      training_loss)
+from .batches import (IGNORE_INDEX, call_model, class_scores, cross_entropy, describe, examples_in, logits_and_loss,
+                      split_batch, training_loss)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .calibration import plan_sparse_training
 from .metrics import accumulator_factory
@@ -139,6 +139,7 @@ class Trainer:
                                              f"does not fit the model or the loss: {str(exc).splitlines()[0]}") from None
                 if first_step:
                     self.sparse.check_used()
+                    self._batch_size_seen = examples_in(x, y)
                 first_step = False
                 self.iteration += 1
                 if any(self.iteration % every == 0 for every in weight_reads):
@@ -155,6 +156,8 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_end(self)
         metrics = {"iterations": self.iteration, "final_train_loss": float(loss)}
+        if self._batch_size() is None and getattr(self, "_batch_size_seen", None):  # your loaders: what they gave
+            metrics["batch_size"] = self._batch_size_seen
         for cb in callbacks:
             if hasattr(cb, "summary") and cb is not self.evaluator:
                 metrics.update(cb.summary())
