@@ -155,7 +155,7 @@ def test_find_scores_by_perplexity_records_it_and_reports_it_without_importing_y
     sys.modules.pop("tests.seq_fixtures", None)
     assert main(["report", str(out), "--no-plots"]) == 0
     table = capsys.readouterr().out
-    assert "test perplexity: ticket" in table and f"{row['perplexity']:.4g}" in table
+    assert "test perplexity: ticket" in table and f"{row['perplexity']:.3f}" in table
     assert "tests.seq_fixtures" not in sys.modules  # opening the folder ran none of its code
 
 

@@ -42,10 +42,10 @@ class Score:
         return 100.0 if self.percent else 1.0
 
     def fmt(self) -> str:
-        return "{:.2f}" if self.percent else "{:.4g}"
+        return "{:.2f}" if self.percent else "{:.3f}"
 
     def show(self, value: float) -> str:
-        return f"{100 * value:.2f}%" if self.percent else f"{value:.4g}"
+        return f"{100 * value:.2f}%" if self.percent else f"{value:.3f}"
 
     def describe(self) -> dict[str, Any]:
         """What a record says about its score (nothing for accuracy: records before scores were named stay valid)."""
