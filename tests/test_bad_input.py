@@ -137,7 +137,9 @@ def test_a_diverging_loss_stops_with_a_message_and_keeps_earlier_rounds(tmp_path
     # Same folder, same experiment: nothing to redo. A new folder with an absurd lr diverges in round 0.
     assert main(["find", *TINY, "--lr", "1e6", "--optimizer", "sgd", "--budget", "200it", "--out", str(tmp_path / "bad")]) == 2
     assert "training diverged: loss is nan" in capsys.readouterr().err
-    assert (tmp_path / "bad" / "config.json").is_file()
+    # nothing had finished: the folder is gone, so the corrected learning rate runs on the same --out
+    assert not (tmp_path / "bad").exists()
+    assert main(["find", *TINY, "--optimizer", "sgd", "--budget", "200it", "--out", str(tmp_path / "bad")]) == 0
 
 
 def test_disk_full_is_a_clear_error_and_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -272,17 +272,17 @@ def test_index_dtype_is_the_narrowest_that_fits():
 # ---- GPU 2:4 -------------------------------------------------------------------------------------------
 def test_24_plan_checks_pattern_dtype_and_alignment_without_a_gpu(ticket):
     # Invariant: the pure checks name the bad layer/dtype, and padding targets the backend's block multiples.
-    model, _ = ticket
-    mask24 = Structured24Pruner().prune_model(model)
+    dense, _ = ticket
+    mask24 = Structured24Pruner().prune_model(model := copy.deepcopy(dense))  # prunes in place: not the fixture's
     plan = plan_semi_structured(model, mask24, torch.float16, pad=True, backend="cusparselt")
     assert plan == {"fc1": (304, 784), "fc2": (112, 304), "fc3": (16, 112)}
     plan_cutlass = plan_semi_structured(model, mask24, torch.bfloat16, pad=True, backend="cutlass")
     assert plan_cutlass == {"fc1": (320, 832), "fc2": (128, 320), "fc3": (32, 128)}
     with pytest.raises(LotteryTicketError, match=r"fc1.weight is 300x784.*pad=True"):
         plan_semi_structured(model, mask24, torch.float16, pad=False, backend="cusparselt")
-    unstructured = MagnitudePruner(global_pruning=False).prune(model, PruningMask(model), 0.5)
+    unstructured = MagnitudePruner(global_pruning=False).prune(dense, PruningMask(dense), 0.5)
     with pytest.raises(LotteryTicketError, match="fc1.weight does not obey 2:4"):
-        plan_semi_structured(model, unstructured, torch.float16)
+        plan_semi_structured(dense, unstructured, torch.float16)
     with pytest.raises(LotteryTicketError, match="float16 or torch.bfloat16"):
         plan_semi_structured(model, mask24, torch.float32)
 
@@ -304,7 +304,7 @@ def test_padded_24_layer_computes_the_unpadded_layer():
 def test_24_export_without_cuda_is_a_clear_error(ticket):
     # Invariant: no CUDA -> LotteryTicketError that says what is needed and what to use instead.
     model, _ = ticket
-    mask24 = Structured24Pruner().prune_model(model)
+    mask24 = Structured24Pruner().prune_model(model := copy.deepcopy(model))  # prunes in place: not the fixture's
     with pytest.raises(LotteryTicketError, match="CUDA.*to_sparse_csr"):
         to_semi_structured(model, mask24)
     with pytest.raises(LotteryTicketError, match="compute capability >= 8.0"):
@@ -321,7 +321,7 @@ def test_24_export_without_cuda_is_a_clear_error(ticket):
 def test_24_export_matches_masked_dense_on_gpu(ticket):
     # Invariant: the 2:4 model computes the masked dense fp16 model's function (fp16 tolerance).
     model, _ = ticket
-    mask24 = Structured24Pruner().prune_model(model)
+    mask24 = Structured24Pruner().prune_model(model := copy.deepcopy(model))  # prunes in place: not the fixture's
     sparse = to_semi_structured(model, mask24, dtype=torch.float16)
     ref = masked_copy(model, mask24).cuda().half()
     x = torch.randn(64, 784, device="cuda", dtype=torch.float16)

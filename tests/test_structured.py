@@ -190,3 +190,13 @@ def test_imp_with_nm_constrained_pruner_gives_24_tickets_every_round(rewind):
     assert mask.num_pruned == round(0.8 * mask.num_total)
     assert finder.masks[1].sparsity >= 0.5  # the first round projects onto 2:4
     assert "NMConstrainedPruner" in results["config"]["pruner"]
+
+
+def test_prune_model_prunes_the_model_it_is_given_and_returns_the_mask():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))
+    before = model[0].weight.detach().clone()
+    mask = Structured24Pruner().prune_model(model)
+    assert verify_24_pattern(model[0].weight) and verify_24_pattern(model[2].weight)  # in place, no apply needed
+    assert torch.equal(model[0].weight[mask["0.weight"]], before[mask["0.weight"]])  # survivors untouched
+    assert mask.sparsity == 0.5

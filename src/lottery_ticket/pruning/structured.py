@@ -108,8 +108,10 @@ class NMPruner:
         return f"{type(self).__name__}(n={self.n}, m={self.m}, exclude={self.exclude})"
 
     def prune_model(self, model: nn.Module) -> PruningMask:
-        """The N:M mask of a dense model's Linear/Conv weights."""
-        return self.prune(model, PruningMask(model))
+        """Prune `model` in place to the N:M pattern of its weight matrices, by magnitude; returns the mask."""
+        mask = self.prune(model, PruningMask(model))
+        mask.apply(model)
+        return mask
 
     def prune(self, model: nn.Module, mask: PruningMask, target_sparsity: float | Mapping[str, float] | None = None) -> PruningMask:
         """Return `mask & N:M`: survivors compete for the n slots of each group, nothing is revived.
