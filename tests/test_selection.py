@@ -73,3 +73,18 @@ def test_include_type_embedding_prunes_a_gpt2_embedding_and_a_typo_writes_nothin
     dense = json.loads((tmp_path / "run" / "seed_0" / "rounds" / "round_00.json").read_text())
     assert dense["selection"]["dense_matrices"] == {}
     assert {"transformer.wte.weight", "transformer.wpe.weight"} <= set(dense["layer_sparsities"])
+
+
+def test_exclude_type_leaves_a_module_class_out_of_the_mask_and_reports_it_dense(tmp_path, capsys):
+    model = TinyTransformer()
+    assert PruningMask(model, exclude=["type:MultiheadAttention"]).names == ["head.weight"]
+    with pytest.raises(LotteryTicketError, match="exclude 'type:GRU': the model has no GRU with weights"):
+        PruningMask(model, exclude=["type:GRU"])
+    run = tmp_path / "run"
+    assert main(["find", *TINY, "--exclude", "type:MultiheadAttention", "--out", str(run)]) == 0
+    dense = json.loads((run / "seed_0" / "rounds" / "round_00.json").read_text())
+    assert set(dense["selection"]["dense_matrices"]) == {"attention.in_proj_weight", "attention.out_proj.weight"}
+    assert set(dense["layer_sparsities"]) == {"conv.weight", "head.weight"}
+    capsys.readouterr()
+    assert main(["find", *TINY, "--exclude", "type:LSTM", "--out", str(tmp_path / "bad")]) == 2
+    assert "the model has no LSTM with weights" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="on: train a level's networks (seeds, controls) together as one stacked model; auto: on a "
                            "GPU only (on this project's 2-core CPU it was slower, docs/stacked.md); off (default): "
                            "one at a time")
-    find.add_argument("--exclude", type=_csv, help="name patterns never pruned, e.g. fc3.weight")
+    find.add_argument("--exclude", type=_csv, help="name patterns never pruned, e.g. fc3.weight (masked, kept "
+                      "whole), or type:Class, e.g. type:MultiheadAttention (left out of the mask, reported as dense)")
     find.add_argument("--include", type=_csv, help="pruned besides every weight matrix (the default; embeddings and "
                       "norms are not): name patterns or module types, e.g. 'type:Embedding' or '*.wte.weight'")
     find.add_argument("--layer-rate", type=_layer_rate, action="append", metavar="PATTERN=RATE",

@@ -195,27 +195,34 @@ def select_names(model: nn.Module, include: Iterable[str] | None, exclude: Itera
     if also:  # besides the selection: name patterns, or 'type:Embedding' for every module of that class
         names = _with_also(model, names, list(also), aliases)
     exclude = list(exclude)
-    excluded = {aliases[n] for n in aliases if _matches(n, exclude)}
+    excluded = {aliases[n] for n in aliases if _matches(n, [e for e in exclude if not e.startswith("type:")])}
+    for item in (e for e in exclude if e.startswith("type:")):  # every weight of that module class
+        excluded |= _named_weights(model, item, aliases, "exclude")
     return [n for n in names if n not in excluded]
+
+
+def _named_weights(model: nn.Module, item: str, aliases: dict[str, str], what: str) -> set[str]:
+    """The canonical weight names a 'type:Class' item or a name pattern stands for; one line when none."""
+    if item.startswith("type:"):
+        cls = item[len("type:"):]
+        found = [(m_name, m) for m_name, m in _unwrapped(model).named_modules() if type(m).__name__ == cls]
+        weights = {aliases[canonical_name(f"{m_name}.{w}" if m_name else w)] for m_name, m in found
+                   for w in (module_weights(m) or [n for n, _ in m.named_parameters(recurse=False) if n == "weight"])}
+        if not weights:
+            kinds = sorted({type(m).__name__ for m in _unwrapped(model).modules()})
+            raise LotteryTicketError(f"{what} {item!r}: the model has no {cls} with weights; its module types are "
+                                     f"{', '.join(kinds[:12])}")
+        return weights
+    weights = {aliases[n] for n in aliases if _matches(n, [item])}
+    if not weights:
+        raise LotteryTicketError(f"{what} {item!r} matches no parameter; names look like {list(aliases)[:4]}")
+    return weights
 
 
 def _with_also(model: nn.Module, names: list[str], also: list[str], aliases: dict[str, str]) -> list[str]:
     extra = set()
     for item in also:
-        if item.startswith("type:"):
-            cls = item[len("type:"):]
-            found = [(m_name, m) for m_name, m in _unwrapped(model).named_modules() if type(m).__name__ == cls]
-            weights = {aliases[canonical_name(f"{m_name}.{w}" if m_name else w)] for m_name, m in found
-                       for w in (module_weights(m) or [n for n, _ in m.named_parameters(recurse=False) if n == "weight"])}
-            if not weights:
-                kinds = sorted({type(m).__name__ for m in _unwrapped(model).modules()})
-                raise LotteryTicketError(f"include {item!r}: the model has no {cls} with weights; its module types are "
-                                         f"{', '.join(kinds[:12])}")
-        else:
-            weights = {aliases[n] for n in aliases if _matches(n, [item])}
-            if not weights:
-                raise LotteryTicketError(f"include {item!r} matches no parameter; names look like {list(aliases)[:4]}")
-        extra |= weights
+        extra |= _named_weights(model, item, aliases, "include")
     chosen = set(names) | extra
     return [n for n in dict.fromkeys(aliases.values()) if n in chosen]
 

@@ -52,6 +52,8 @@ def check_model(runner) -> None:
     names = [name for name, _ in model.named_parameters()]
     for option, patterns in (("--layer-rate", c.prune.layer_rates), ("--exclude", c.prune.exclude)):
         for pattern in patterns:
+            if option == "--exclude" and pattern.startswith("type:"):
+                continue  # a module class: resolved by the mask selection (runner.mask_selection), one line there
             if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
                 raise LotteryTicketError(f"{option} pattern {pattern!r} matches no parameter of {c.model}; its "
                                          f"names look like {', '.join(names[:4])}")

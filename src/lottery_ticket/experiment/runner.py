@@ -356,7 +356,8 @@ class ExperimentRunner:
         # The engine's own refusals (e.g. a pruning-at-init pruner with rewinding or early-bird) and the pruner's
         # (per-layer rates with one): building it writes nothing.
         self.imp(self.config.seeds[0])
-        if self.config.prune.include:  # --include that names nothing: one line before the folder is written
+        selection = mask_selection(self.config.prune)
+        if selection:  # --include / --exclude type: that names nothing: one line before the folder is written
             from ..mask import PruningMask
 
             seed = self.config.seeds[0]
@@ -365,7 +366,7 @@ class ExperimentRunner:
             else:
                 with weightless():
                     model = RunTrainable(self, seed, None).construct_model(seed)
-            PruningMask(model, also=self.config.prune.include)
+            PruningMask(model, **selection)
         k = self.config.prune.rewind_iteration
         total = self.iterations(self.config.train.budget)
         if k >= total:
@@ -477,7 +478,7 @@ class ExperimentRunner:
                    schedule=Schedule.of(c.prune), seed=seed, rewind_iteration=c.prune.rewind_iteration,
                    rewind_mode=c.prune.rewind_mode, controls=c.controls, early_bird=early_bird,
                    collective=self.collective, log=self.log if self.is_writer else None,
-                   selection={"also": c.prune.include} if c.prune.include else None,
+                   selection=mask_selection(c.prune),
                    parallel=self.rendezvous.run_all if self.rendezvous is not None else None,
                    seed_rng=self._seed_rng, score=self.score)
 
@@ -521,6 +522,19 @@ def write_training_log(path: Path, metrics: dict[str, Any]) -> None:
     for iteration in sorted(rows):
         writer.writerow(rows[iteration])
     atomic_write_text(path, buffer.getvalue())
+
+
+def mask_selection(prune) -> dict | None:
+    """PruningMask(model, **selection) of a run: --include's additions, and --exclude's 'type:Class' items (those
+    layers are not masked at all; --exclude's name patterns stay masked but are never pruned, as open_lth's
+    output layer)."""
+    selection = {}
+    if prune.include:
+        selection["also"] = list(prune.include)
+    types = [e for e in prune.exclude if e.startswith("type:")]
+    if types:
+        selection["exclude"] = types
+    return selection or None
 
 
 def worker_device(device: str, index: int, gpus: int | None = None) -> str:
