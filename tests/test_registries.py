@@ -95,3 +95,17 @@ def test_a_stored_config_naming_an_unknown_pruner_is_one_line_on_reading(tmp_pat
     with pytest.raises(LotteryTicketError) as excinfo:
         read_run_config(RunFolder(run))
     assert "does not describe an experiment (unknown pruner 'magnitud'" in str(excinfo.value)
+
+
+def test_list_shows_every_pruner_and_control_with_one_line_each(capsys):
+    from lottery_ticket.cli import main
+    from lottery_ticket.imp.controls import CONTROLS
+    from lottery_ticket.pruning.registry import PRUNERS
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    pruners = out.split("pruners (--pruner):\n")[1].split("controls (--controls):\n")[0].splitlines()
+    controls = out.split("controls (--controls):\n")[1].splitlines()
+    assert [line.split()[0] for line in pruners] == list(PRUNERS)
+    assert [line.split()[0] for line in controls] == list(CONTROLS)
+    assert not any("without a summary" in line for line in pruners + controls)

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--download", action="store_true", help="fetch missing or damaged dataset files")
     demo.add_argument("--quiet", action="store_true")
 
-    sub.add_parser("list", help="models, datasets and presets")
+    sub.add_parser("list", help="models, datasets, presets, pruners and controls")
 
     bench = sub.add_parser("bench-inference", help="measure dense vs sparse vs INT8 inference of a run's final ticket")
     bench.add_argument("run_dir")
@@ -420,8 +420,10 @@ def cmd_compare(args) -> int:
 
 def cmd_list(args) -> int:
     from .data import DATASETS
+    from .imp.controls import CONTROLS
     from .models import MODELS
     from .presets import PRESETS
+    from .pruning.registry import PRUNER_SUMMARIES, PRUNERS
 
     print("models:   " + ", ".join(MODELS))
     print("datasets: " + ", ".join(DATASETS))
@@ -429,6 +431,12 @@ def cmd_list(args) -> int:
     for name, preset in PRESETS.items():
         print(f"  {name:28s} {preset.model} on {preset.dataset}: {preset.train.optimizer} lr {preset.train.lr:g}, "
               f"batch {preset.train.batch_size}, {preset.train.budget}/round, {preset.prune.rounds} rounds")
+    print("pruners (--pruner):")
+    for name in PRUNERS:
+        print(f"  {name:28s} {PRUNER_SUMMARIES.get(name, '(registered without a summary)')}")
+    print("controls (--controls):")
+    for name, control in CONTROLS.items():
+        print(f"  {name:28s} {control.summary or '(registered without a summary)'}")
     return 0
 
 

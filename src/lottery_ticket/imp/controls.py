@@ -35,6 +35,7 @@ class Control(ABC):
     key: str  # the name users pass (--controls)
     record: str  # the kind in records and file names
     stage_id: int  # distinguishes its training stage's RNG stream from the ticket's
+    summary: str = ""  # one line for `lottery-ticket list`
 
     @abstractmethod
     def seed_for(self, seed: int, level: int) -> int:
@@ -54,6 +55,7 @@ def theta0_network(imp: "IMP") -> nn.Module:
 
 class RandomReinit(Control):
     key, record, stage_id = "reinit", "random_reinit", 1000
+    summary = "the ticket's mask on a fresh random init (F&C's random reinitialization), seed + 10,000"
 
     def seed_for(self, seed, level):
         return seed + 10_000
@@ -64,6 +66,7 @@ class RandomReinit(Control):
 
 class RandomPruning(Control):
     key, record, stage_id = "random-prune", "random_pruning", 2000
+    summary = "θ₀ under a random mask with the ticket's per-layer counts (F&C's random pruning)"
 
     def seed_for(self, seed, level):
         return seed + 20_000 + level
@@ -77,6 +80,7 @@ class PruneAtInit(Control):
 
     def __init__(self, key: str, stage_id: int):
         self.key, self.record, self.stage_id = key, key.replace("-", "_"), stage_id
+        self.summary = f"θ₀ under {key}'s mask at init with the ticket's weights remaining (docs/pruning_at_init.md)"
 
     def seed_for(self, seed, level):
         return seed  # the scores draw nothing at random; SNIP/GraSP's batches are the run seed's
@@ -95,6 +99,7 @@ class PruneAtInit(Control):
 
 class ShuffleLayerwise(Control):
     key, record, stage_id = "shuffle-layerwise", "shuffle_layerwise", 7000
+    summary = "θ₀ under the ticket's mask shuffled within each layer (Frankle et al. 2021's ablation)"
 
     def seed_for(self, seed, level):
         return seed + 30_000 + level

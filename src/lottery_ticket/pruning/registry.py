@@ -65,6 +65,21 @@ PRUNERS: dict[str, Callable[["PruneConfig", int], Pruner]] = {
 }
 
 
+# One line each for `lottery-ticket list`; a pruner you register without one is listed as such.
+PRUNER_SUMMARIES: dict[str, str] = {
+    "magnitude": "the smallest-magnitude survivors, globally or per layer (Frankle & Carbin; the default)",
+    "random": "random survivors of each layer, at the same rates",
+    "nm": "magnitude inside an N:M pattern (--nm 2:4, 1:4, ...)",
+    "sparse-global": "open_lth's sparse_global: ceil of the rate over all survivors, strictly-above threshold",
+    "2:4": "magnitude inside the 2:4 pattern NVIDIA's sparse tensor cores run",
+    "snip": "pruning at init by |g ⊙ w| (Lee et al. 2019), one shot",
+    "grasp": "pruning at init by -w ⊙ Hg, highest pruned (Wang et al. 2020), one shot",
+    "synflow": "data-free pruning at init, 100 iterations (Tanaka et al. 2020), one shot",
+    "magnitude-init": "pruning at init by |w| of θ₀, one shot",
+    "channel-l1": "whole conv filters, smallest L1 norm first, per layer (Li et al. 2017)",
+}
+
+
 def check_pruner(name: str) -> str:
     """`name` if PRUNERS has it; otherwise a one-line error listing the criteria."""
     if name not in PRUNERS:
