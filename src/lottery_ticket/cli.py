@@ -156,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--augment", action="store_true", default=None, help="pad-4 random crop + flip (CIFAR)")
     find.add_argument("--amp", choices=("bf16",), help="mixed precision (autocast) where the device supports it")
     find.add_argument("--sparse-training", choices=("auto", "on", "off"),
-                      help="train pruned Linear layers through their survivors only: auto (default) where measured "
-                           "faster on this machine, on, or off (the masked dense step)")
+                      help="train pruned Linear layers through their survivors only: off (default: the masked dense "
+                           "step, the same path on every machine), on, or auto (where this machine measured it faster: "
+                           "a timing, so results depend on the machine; each record names the layers it chose)")
     find.add_argument("--stack", choices=("on", "auto", "off"),
                       help="on: train a level's networks (seeds, controls) together as one stacked model; auto: on a "
                            "GPU only (on this project's 2-core CPU it was slower, docs/stacked.md); off (default): "
@@ -389,12 +390,16 @@ def cmd_find(args) -> int:
 
 def cmd_resume(args) -> int:
     from .experiment.report import format_table
-    from .experiment.runfolder import RunFolder, read_run_config, reuse_execution
+    from .experiment.runfolder import RunFolder, changed_environment, read_run_config, reuse_execution
 
     folder = RunFolder(Path(args.run_dir))
     config = read_run_config(folder, run_code=True, trust_code=args.trust_code)
     if args.workers is None:  # the process/thread setup the run was made with: float sums in the same order
         args.workers = reuse_execution(folder)
+    changes = changed_environment(folder)
+    if changes:  # still resumed: the levels to come are valid, but not bit-identical to an uninterrupted run's
+        print(f"warning: {args.run_dir} was made with {'; '.join(changes)}: the levels resumed here may differ in the "
+              "last digits from an uninterrupted run", file=sys.stderr)
     runner = _runner(config, args.run_dir, args, args.distributed)
     summary = runner.run()
     if runner.is_writer:

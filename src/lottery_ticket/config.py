@@ -106,9 +106,11 @@ class TrainConfig:
     loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy, or 'module:callable' "
                                                                  "(outputs, targets) -> mean loss"})
     amp: str | None = field(default=None, metadata={"help": "mixed precision: bf16 (autocast), or none"})
-    sparse_training: str = field(default="auto", metadata={"help": "auto | on | off: train pruned Linear layers "
-                                                                     "through their survivors only (auto: where "
-                                                                     "measured faster on this machine; CPU)"})
+    sparse_training: str = field(default="off", metadata={"help": "off | on | auto: train pruned Linear layers "
+                                                                    "through their survivors only: off (the default: "
+                                                                    "the masked dense step, the same on every machine), "
+                                                                    "on, or auto (where this machine measured it "
+                                                                    "faster; on request, recorded per training)"})
     early_stop_on_test: bool = field(default=False, metadata={"help": "your data has no 'val' split: pick the "
                                                                       "early-stopping iteration on the test set anyway "
                                                                       "(otherwise refused)"})

@@ -154,6 +154,29 @@ def read_run_config(folder: RunFolder, *, run_code: bool = False, trust_code: bo
 MAX_WORKERS = 1024  # a process per seed at most is ever started
 
 
+def changed_environment(folder: RunFolder) -> list[str]:
+    """What differs between the machine that made the run (config.json's provenance) and this one, in what changes
+    the numbers: the torch version and the thread count. Empty when nothing does, or the record is unreadable."""
+    import torch
+
+    from ..errors import LotteryTicketError
+    from ..io import read_json
+
+    try:
+        made = read_json(folder.config).get("provenance")
+    except (LotteryTicketError, AttributeError):
+        return []
+    if not isinstance(made, dict):
+        return []
+    changes = []
+    if isinstance(made.get("torch_version"), str) and made["torch_version"] != torch.__version__:
+        changes.append(f"torch {made['torch_version']} then, {torch.__version__} now")
+    threads = made.get("num_threads")
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads != torch.get_num_threads():
+        changes.append(f"{threads} threads then, {torch.get_num_threads()} now")
+    return changes
+
+
 def reuse_execution(folder: RunFolder) -> int:
     """Set up this process as config.json's "execution" records (worker processes, threads each) and return the
     number of workers: a run resumed with another thread count sums in another order (7th-digit differences).

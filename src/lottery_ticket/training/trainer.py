@@ -156,6 +156,8 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_end(self)
         metrics = {"iterations": self.iteration, "final_train_loss": float(loss)}
+        if self.sparse:  # the code path this training took (training/calibration.py): part of what made its numbers
+            metrics["sparse_layers"] = {name: layer.weight_grad for name, layer in self.sparse.layers.items()}
         if self._batch_size() is None and getattr(self, "_batch_size_seen", None):  # your loaders: what they gave
             metrics["batch_size"] = self._batch_size_seen
         for cb in callbacks:
