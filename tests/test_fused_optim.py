@@ -137,3 +137,43 @@ def test_bad_kind_and_mismatched_state_are_refused_by_name():
     with pytest.raises(ValueError, match=r"^the saved optimizer state has a different number of parameter groups or "
                                          r"parameters$"):
         opt.load_state_dict({"state": {}, "param_groups": [{"params": [0]}]})
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("broken", ["missing", "changed signature"])
+def test_without_the_private_kernels_torch_optim_fused_takes_over_with_the_same_numbers(monkeypatch, optimizer, broken):
+    from torch import nn
+
+    from lottery_ticket.config import TrainConfig
+    from lottery_ticket.training import fused
+    from lottery_ticket.training.optim import build_optimizer
+
+    config = TrainConfig(optimizer=optimizer, lr=0.05, momentum=0.9 if optimizer == "sgd" else 0.0,
+                         weight_decay=1e-3)
+
+    def trained(model):
+        optimizer_ = build_optimizer(config, model)
+        for step in range(5):
+            model.zero_grad()
+            model(torch.full((4, 3), 0.1 * step + 0.3)).square().sum().backward()
+            optimizer_.step()
+        return optimizer_, [p.detach().clone() for p in model.parameters()]
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    ours, expected = trained(model)
+    assert isinstance(ours, FusedOptimizer)
+
+    real = fused.kernel
+    if broken == "missing":
+        monkeypatch.setattr(fused, "kernel", lambda name: None)
+    else:  # a torch that renamed an argument: the call raises TypeError
+        def renamed(name):
+            fn = real(name)
+            return lambda *args, **kwargs: fn(*args, **{("learning_rate" if k == "lr" else k): v for k, v in kwargs.items()})
+        monkeypatch.setattr(fused, "kernel", renamed)
+    monkeypatch.setattr(fused, "_USABLE", {})
+    torch.manual_seed(0)
+    fallback, weights = trained(nn.Linear(3, 2))
+    assert not isinstance(fallback, FusedOptimizer) and fallback.param_groups[0]["fused"] is True
+    assert all(torch.equal(a, b) for a, b in zip(weights, expected))

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import LotteryTicketError
 from ..scores import ACCURACY, Score, score_of_record
 from ..io import atomic_write_bytes, atomic_write_text
-from .report import KIND_LABELS, level_ticks, load_summary, stats_cell
+from .report import KIND_LABELS, level_ticks, load_summary, stats_cell, text_table
 from .results import KINDS
 from .runfolder import read_run_config
 
@@ -160,11 +160,10 @@ def format_comparison(runs: Sequence[ComparedRun], kind: str = "ticket") -> str:
     for key, stats in comparison_rows(runs, kind):
         lines.append([f"{key[0]:.1f}%" + (" (dense)" if key in dense else "")]
                      + [stats_cell(s, score.scale(), score.fmt()) for s in stats])
-    widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
-    fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
+
     what = "accuracy (%)" if score == ACCURACY else score.label()
     title = f"test {what} of the {KIND_LABELS[kind]} on {runs[0].dataset}, mean ± std over seeds"
-    out = [title, fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in lines]
+    out = [title, *text_table(header, lines)]
     out += [f"  {run.label}: {run.run_dir} (seeds {','.join(map(str, run.seeds))})" for run in runs]
     return "\n".join(out)
 

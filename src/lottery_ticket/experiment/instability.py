@@ -492,6 +492,8 @@ def instability_png(results: Sequence[Mapping[str, Any]], title: str = "") -> by
 
 def format_instability(summary: Mapping[str, Any]) -> str:
     """The barrier per level and k, as a table for the terminal."""
+    from .report import text_table
+
     head = ["level", "weights remaining", "k", "error barrier (points)", "test error α=0 / α=1"]
     title = (f"instability of {summary['model']} on {summary['dataset']}, seed {summary['seed']} "
              f"(T = {summary['budget_iterations']} steps, {len(summary['alphas'])} points)")
@@ -500,10 +502,7 @@ def format_instability(summary: Mapping[str, Any]) -> str:
              f"{100 * r['error_barrier']:.2f}",
              f"{100 * r['endpoint_test_errors'][0]:.2f}% / {100 * r['endpoint_test_errors'][1]:.2f}%"]
             for r in summary["results"]]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(head, widths)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    lines += text_table(head, rows)
     lines += [f"written: {', '.join(summary.get('outputs', []))}"]
     return "\n".join(lines)
 

@@ -33,6 +33,13 @@ def load_summary(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], list[d
     return folder, summarize(rows), rows
 
 
+def text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The terminal tables of report, compare and instability: right-aligned columns, a rule under the header."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
+    return [line(header), line(["-" * w for w in widths])] + [line(row) for row in rows]
+
+
 def stats_cell(stats: dict | None, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
     if not stats:
         return "-"
@@ -57,14 +64,12 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
             cells.append(stats_cell(level.get(kind, {}).get(score.key), score.scale(), score.fmt()))
         cells.append(stats_cell(level.get("ticket", {}).get("early_stop_iteration"), scale=1.0, fmt="{:,.0f}"))
         lines.append(cells)
-    widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
-    fmt_row = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
     out = [title] if title else []
     if summary.get("selection"):  # runs from before issue 26 have none
         from ..mask import selection_line
 
         out.append(selection_line(summary["selection"]))
-    out += [fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in lines]
+    out += text_table(header, lines)
     return "\n".join(out)
 
 

@@ -14,6 +14,30 @@ from typing import Any, Iterable
 import torch
 
 KINDS = ("sgd", "adam", "adamw")
+KERNELS = {"sgd": "_fused_sgd_", "adam": "_fused_adam_", "adamw": "_fused_adamw_"}
+_USABLE: dict[str, bool] = {}
+
+
+def kernel(name: str):
+    """torch's private fused kernel `name`, or None where this torch has none."""
+    return getattr(torch, name, None)
+
+
+def kernels_usable(kind: str) -> bool:
+    """Whether this torch has `kind`'s private kernel with the signature FusedOptimizer calls: tried once, on a
+    one-element tensor. A torch that renamed or changed it gets torch.optim(fused=True) instead (optim.py): the
+    same kernel behind torch's own wrapper, slower to start, the same numbers."""
+    if kind not in _USABLE:
+        try:
+            p = torch.zeros(1, requires_grad=True)
+            p.grad = torch.zeros(1)
+            probe = FusedOptimizer([p], kind, lr=0.1, momentum=0.9 if kind == "sgd" else 0.0)
+            probe.step()
+            probe.step()
+            _USABLE[kind] = bool(torch.isfinite(p).all())
+        except (AttributeError, TypeError, RuntimeError):
+            _USABLE[kind] = False
+    return _USABLE[kind]
 
 
 class FusedOptimizer:
@@ -62,7 +86,7 @@ class FusedOptimizer:
         first = bool(momentum) and all(b is None for b in buffers)
         if first:
             buffers = [torch.empty_like(g) for g in grads]
-        torch._fused_sgd_(params, grads, buffers, weight_decay=group["weight_decay"], momentum=momentum,
+        kernel(KERNELS["sgd"])(params, grads, buffers, weight_decay=group["weight_decay"], momentum=momentum,
                           lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
                           maximize=group["maximize"], is_first_step=first)
         for p, b in zip(params, buffers):
@@ -77,9 +101,9 @@ class FusedOptimizer:
         states = [self.state[p] for p in params]
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1)
-        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+        fused = kernel(KERNELS["adamw"] if group["decoupled_weight_decay"] else KERNELS["adam"])
         beta1, beta2 = group["betas"]
-        kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
+        fused(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
                amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                eps=group["eps"], maximize=group["maximize"])
 

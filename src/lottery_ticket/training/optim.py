@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import Budget, TrainConfig
-from .fused import FusedOptimizer
+from .fused import FusedOptimizer, kernels_usable
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, params: list[torch.Tensor] | None = None):
@@ -21,14 +21,17 @@ def build_optimizer(config: TrainConfig, model: nn.Module, params: list[torch.Te
     FusedOptimizer runs those kernels without torch.optim's wrapper (fused.py says why); elsewhere, foreach.
     """
     params = [p for p in model.parameters() if p.requires_grad] if params is None else params
-    if _fused_ok(params):
+    fused = _fused_ok(params)
+    if fused and kernels_usable(config.optimizer):
         return FusedOptimizer(params, config.optimizer, lr=config.lr, momentum=config.momentum,
                               nesterov=config.nesterov, weight_decay=config.weight_decay)
+    # torch's own wrapper: fused where the parameters allow (the private kernels renamed or changed), else foreach.
+    how = {"fused": True} if fused else {"foreach": True}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                               weight_decay=config.weight_decay, foreach=True)
+                               weight_decay=config.weight_decay, **how)
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **how)
 
 
 def _fused_ok(params) -> bool:
