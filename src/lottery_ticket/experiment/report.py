@@ -73,7 +73,31 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
     return "\n".join(out)
 
 
-def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> list[Path]:
+SPREAD = 1.04  # neighbouring series sit this factor apart on the log axis, so their error bars do not hide each other
+
+
+def offset(xs: list[float], index: int, count: int) -> list[float]:
+    """Series `index` of `count` at each level, moved sideways on the log axis around the level's own position."""
+    return [x * SPREAD ** (index - (count - 1) / 2) for x in xs]
+
+
+def stopped_at_budget(rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
+    """(round, kind) whose every seed's early-stop iteration is its last: still improving when the budget ran out."""
+    seen: dict[tuple[int, str], bool] = {}
+    for row in rows:
+        key = (row["round"], "ticket" if row["kind"] in ("dense", "ticket") else row["kind"])
+        last = row.get("early_stop_iteration") is not None and row.get("early_stop_iteration") == row.get("iterations")
+        seen[key] = seen.get(key, True) and last
+    return {key for key, value in seen.items() if value}
+
+
+def plot_title(title: str, seeds: int, budget: str | None) -> str:
+    spread = f"mean ± std over {seeds} seed{'s' if seeds != 1 else ''}"
+    return f"{title}\n{spread}" + (f", {budget} per training" if budget else "")
+
+
+def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "", rows: list[dict[str, Any]] = (),
+                budget: str | None = None) -> list[Path]:
     import io
 
     import matplotlib
@@ -99,19 +123,29 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
                                         ("early_stop_iteration", "early-stop iteration", 1.0, "early_stop_vs_weights.png")):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         plotted = False
-        for kind in KINDS:
-            pts = [(lv["weights_remaining_pct"], lv[kind][metric]) for lv in levels if kind in lv and metric in lv[kind]]
+        shown = [k for k in KINDS if any(k in lv and metric in lv[k] for lv in levels)]
+        at_budget = stopped_at_budget(list(rows)) if metric == "early_stop_iteration" else set()
+        for index, kind in enumerate(shown):
+            pts = [(lv["weights_remaining_pct"], lv[kind][metric], lv["round"]) for lv in levels
+                   if kind in lv and metric in lv[kind]]
             if kind != "ticket":  # controls start from the dense point, as in the paper's plots
                 dense = levels[0].get("ticket", {}).get(metric)
                 if dense and pts:
-                    pts = [(levels[0]["weights_remaining_pct"], dense)] + pts
+                    pts = [(levels[0]["weights_remaining_pct"], dense, 0)] + pts
             if not pts:
                 continue
-            xs = [p[0] for p in pts]
+            xs = offset([p[0] for p in pts], index, len(shown))
             ys = [p[1]["mean"] * scale for p in pts]
             es = [p[1]["std"] * scale for p in pts]
             ax.errorbar(xs, ys, yerr=es, label=KIND_LABELS[kind], capsize=3, **KIND_STYLES[kind])
+            capped = [(x, y) for x, y, p in zip(xs, ys, pts) if (p[2], "ticket" if p[2] == 0 else kind) in at_budget]
+            if capped:  # hollow rings: the run was still improving, so the early-stop point is the budget
+                ax.scatter(*zip(*capped), s=140, facecolors="none", edgecolors="black", linewidths=1.0, zorder=5,
+                           label="stopped at the budget" if index == 0 or not plotted else None)
             plotted = True
+        dense_level = levels[0].get("ticket", {}).get(metric) if levels and levels[0]["round"] == 0 else None
+        if plotted and dense_level and metric != "early_stop_iteration":
+            ax.axhline(dense_level["mean"] * scale, color="gray", linestyle=":", linewidth=1, label="dense network")
         if not plotted:
             plt.close(fig)
             continue
@@ -122,8 +156,10 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "") -> 
         ax.set_xlabel("% of weights remaining (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        ax.set_title(title)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))  # "stopped at the budget" once
+        ax.legend(unique.values(), unique.keys(), fontsize="small")
+        ax.set_title(plot_title(title, len(summary.get("seeds", [])), budget), fontsize="medium")
         save(fig, name)
 
     final = summary["levels"][-1]
@@ -165,13 +201,14 @@ def collect_layer_sparsities(path: Path) -> dict[str, float]:
 def report(run_dir: str | Path, plots: bool = True) -> str:
     from .runfolder import read_run_config
 
-    folder, summary, _ = load_summary(run_dir)
+    folder, summary, rows = load_summary(run_dir)
     config = read_run_config(folder)
     title = f"{config.model} on {config.dataset} ({len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})"
     text = format_table(summary, title)
     if plots:
         try:
-            paths = write_plots(folder, summary, title)
+            budget = getattr(getattr(config, "train", None), "budget", None)
+            paths = write_plots(folder, summary, title, rows, budget)
         except LotteryTicketError as exc:  # a read-only folder still gets its table
             return text + f"\nno plots: {exc}"
         text += "\n" + "\n".join(f"wrote {p}" for p in paths)
