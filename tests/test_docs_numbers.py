@@ -12,7 +12,7 @@ RUNS = ROOT / "docs" / "runs"
 KIND = {"ticket": "ticket", "IMP ticket": "ticket", "random reinit": "random_reinit", "random pruning": "random_pruning",
         "SNIP": "snip", "GraSP": "grasp", "SynFlow": "synflow", "magnitude at init": "magnitude_init",
         "layerwise shuffle": "shuffle_layerwise", "test acc: ticket": "ticket",
-        "test perplexity: ticket": "ticket"}
+        "test perplexity: ticket": "ticket", "mnist1d-mlp ticket": "ticket", "mnist1d-cnn ticket": "ticket"}
 
 # (document, a line that starts the table, run folder): every row and known column of the table is checked
 TABLES = [
@@ -25,6 +25,8 @@ TABLES = [
     ("docs/byo.md", "| weights remaining | ticket | random reinit |", "byo-attention-mnist1d"),
     ("docs/transformer_lm.md", "weights remaining  eligible pruned  test perplexity: ticket", "char-lm-fortunes"),
     ("docs/huggingface.md", "weights remaining  eligible pruned  test acc: ticket", "huggingface-gpt2-mnist1d"),
+    ("docs/models.md", "| weights remaining | mnist1d-mlp ticket |", "mnist1d-mlp-seed0"),
+    ("docs/models.md", "| weights remaining | mnist1d-cnn ticket |", "mnist1d-cnn-seed0"),
 ]
 
 
