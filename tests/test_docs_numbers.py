@@ -92,3 +92,11 @@ def test_the_readme_demo_block_is_the_committed_demo_output():
     block = block[:block.index("```")].strip()
     committed = (ROOT / "docs" / "bench" / "demo.txt").read_text()
     assert block in committed
+
+
+def test_the_cifar_smoke_demo_block_in_results_md_is_the_committed_output():
+    results = (ROOT / "docs" / "results.md").read_text()
+    section = results[results.index("## CIFAR-10, Conv-4"):]
+    block = section[section.index("```\n") + 4:]
+    block = block[:block.index("```")].strip()
+    assert "EXPERIMENT SUMMARY" in block and block in (ROOT / "docs" / "bench" / "demo_cifar10.txt").read_text()
