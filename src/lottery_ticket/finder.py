@@ -342,8 +342,7 @@ class LotteryTicketFinder:
     def _write_run_folder(self, path: Path, results: dict, dataset: str) -> None:
         from .experiment.results import write_metrics_and_summary
         from .experiment.runfolder import API_RUN_FORMAT, ApiRunConfig, RunFolder
-        from .imp.records import seal
-        from .imp.store import valid_record
+        from .imp.store import FolderStore, valid_record
 
         folder = RunFolder(path)
         if folder.config.is_file() and (read_json(folder.config) or {}).get("format") != API_RUN_FORMAT:
@@ -366,9 +365,7 @@ class LotteryTicketFinder:
             kind, level, seed = row.get("kind"), row.get("round"), row.get("seed")
             if not valid_record(row, seed, kind, level) or not isinstance(seed, int):
                 continue  # a hand-edited results dict: what is not a record stays out of the run folder
-            sf = folder.seed(seed)
-            write_json(sf.round_result(level) if kind in ("dense", "ticket") else sf.control_result(kind, level),
-                       seal(row))
+            FolderStore(folder.seed(seed)).save_record(kind, level, row)
             written += 1
         if not written:
             raise LotteryTicketError("the results hold no rounds to save; run find_winning_ticket(...) first")

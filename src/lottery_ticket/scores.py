@@ -32,9 +32,6 @@ class Score:
     higher_is_better: bool = True
     percent: bool = True  # an accuracy in [0, 1], shown in %
 
-    def best(self, values):
-        return max(values) if self.higher_is_better else min(values)
-
     def label(self) -> str:
         return f"{self.key} (%)" if self.percent else self.key
 

@@ -161,8 +161,7 @@ def format_comparison(runs: Sequence[ComparedRun], kind: str = "ticket") -> str:
         lines.append([f"{key[0]:.1f}%" + (" (dense)" if key in dense else "")]
                      + [stats_cell(s, score.scale(), score.fmt()) for s in stats])
 
-    what = "accuracy (%)" if score == ACCURACY else score.label()
-    title = f"test {what} of the {KIND_LABELS[kind]} on {runs[0].dataset}, mean ± std over seeds"
+    title = f"test {score.label()} of the {KIND_LABELS[kind]} on {runs[0].dataset}, mean ± std over seeds"
     out = [title, *text_table(header, lines)]
     out += [f"  {run.label}: {run.run_dir} (seeds {','.join(map(str, run.seeds))})" for run in runs]
     return "\n".join(out)
@@ -211,7 +210,7 @@ def comparison_png(runs: Sequence[ComparedRun], kind: str = "ticket") -> bytes:
     ax.invert_xaxis()
     ax.set_xlabel("% of weights remaining (log scale)")
     score = runs[0].score
-    ax.set_ylabel("test accuracy (%)" if score == ACCURACY else f"test {score.label()}")
+    ax.set_ylabel(f"test {score.label()}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(f"{KIND_LABELS[kind]} on {runs[0].dataset} (mean ± std over seeds)")

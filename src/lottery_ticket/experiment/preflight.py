@@ -7,7 +7,6 @@ the corrected command then runs on the same --out.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
@@ -93,9 +92,7 @@ def check_one_batch(runner) -> None:
     model = RunTrainable(runner, c.seeds[0], None).build_model(c.seeds[0])
     try:
         with torch.no_grad():
-            inputs = to_device(x, runner.device)
-            batch = to_device(found["train"], runner.device)
-            outputs = call_model(model, batch if isinstance(batch, Mapping) else inputs)
+            outputs = call_model(model, to_device(x, runner.device))  # a dict batch is its own inputs
             targets = to_device(y, runner.device)
             logits = outputs if torch.is_tensor(outputs) else logits_and_loss(outputs)[0]
             if (logits.dim() == 2 and torch.is_tensor(targets) and not targets.is_floating_point() and targets.numel()

@@ -118,8 +118,7 @@ def write_plots(folder: RunFolder, summary: dict[str, Any], title: str = "", row
         written.append(atomic_write_bytes(folder.plots / name, buffer.getvalue()))
 
     score = score_of_record(summary)
-    ylabel = "test accuracy (%)" if score == ACCURACY else f"test {score.label()}"
-    for metric, ylabel, scale, name in ((score.key, ylabel, score.scale(), f"{score.key}_vs_weights.png"),
+    for metric, ylabel, scale, name in ((score.key, f"test {score.label()}", score.scale(), f"{score.key}_vs_weights.png"),
                                         ("early_stop_iteration", "early-stop iteration", 1.0, "early_stop_vs_weights.png")):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         plotted = False

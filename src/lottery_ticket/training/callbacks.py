@@ -36,6 +36,9 @@ class Evaluate(Callback):
     accuracy reported with it is measured at that same iteration.
     """
 
+    score = ACCURACY  # the trainer's, set at each measurement (the stacked trainer's evaluators keep accuracy)
+    split = "val"  # where the early-stopping iteration is picked: "test" when the data has no validation split
+
     def __init__(self, every: int, with_test: bool = True):
         self.every = max(1, int(every))
         self.with_test = with_test
@@ -73,8 +76,7 @@ class Evaluate(Callback):
     def summary(self) -> dict[str, Any]:
         if not self.history:
             return {}
-        score = getattr(self, "score", ACCURACY)
-        key = score.key
+        score, key = self.score, self.score.key
         if score == ACCURACY:  # the paper's early-stopping iteration: the lowest validation loss
             best = min(self.history, key=lambda r: (r["val_loss"], r["iteration"]))
         else:  # the best validation score of yours, in its direction
@@ -84,7 +86,7 @@ class Evaluate(Callback):
                f"early_stop_val_{key}": best[f"val_{key}"]}
         if f"test_{key}" in best:
             out[f"early_stop_test_{key}"] = best[f"test_{key}"]
-        if getattr(self, "split", "val") == "test":  # no validation split: picked on the test set, and says so
+        if self.split == "test":  # no validation split: picked on the test set, and says so
             out["early_stop_split"] = "test"
         return out
 
