@@ -59,3 +59,23 @@ def test_random_sigkills_then_resume_match_an_uninterrupted_run(tmp_path, name):
         assert dense["early_bird_iteration"] is not None and dense["iterations"] < 200  # it really stopped early
     if name == "rewinding":
         assert (crashed / "seed_0" / "rewind.safetensors").read_bytes() == (reference / "seed_0" / "rewind.safetensors").read_bytes()
+
+
+def test_a_checkpoint_left_by_a_kill_after_the_record_is_cleared_on_resume(tmp_path):
+    # A SIGKILL between writing a stage's record and removing its checkpoint leaves the checkpoint: the stage is
+    # done, so resume skips it, and must clear what it left.
+    from lottery_ticket.cli import main
+
+    out = tmp_path / "run"
+    args = ["--preset", "mnist1d-mlp", "--budget", "20it", "--eval-every", "10it", "--rounds", "1",
+            "--controls", "reinit", "--quiet"]
+    assert main(["find", *args, "--out", str(out)]) == 0
+    checkpoints = out / "seed_0" / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    for stage in ("round_00", "random_reinit_round_01"):
+        (checkpoints / f"{stage}.json").write_text("{}")
+        (checkpoints / f"{stage}.safetensors").write_bytes(b"")
+    before = fingerprint(out)
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert not list(checkpoints.iterdir())
+    assert fingerprint(out) == before

@@ -159,6 +159,7 @@ class IMP:
         kind = "dense" if level == 0 else "ticket"
         row = None if redo else self.store.load_record(kind, level)
         if row is not None:
+            self.store.clear_checkpoint(f"round_{level:02d}")  # a kill between record and clear left it behind
             return row
         mask = self.mask(level)
         self.collective.barrier()
@@ -199,6 +200,7 @@ class IMP:
         control = CONTROLS[control] if isinstance(control, str) else control
         row = self.store.load_record(control.record, level) if mask is None and seed is None else None
         if row is not None:
+            self.store.clear_checkpoint(f"{control.record}_round_{level:02d}")
             return row
         ticket_mask = self.mask(level) if mask is None else mask
         self.collective.barrier()
