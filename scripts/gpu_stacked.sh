@@ -18,6 +18,7 @@ CIFAR=$1 OUT=$2 SECONDS_LEFT=$3 BUDGET=${4:-}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH=$HERE/src PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
+PARTS=${PARTS:-bench,extras,figure5}  # a GPU window may split them over calls while CIFAR-10 is carried
 DEVICE=${DEVICE:-cuda} STACK=${STACK:-auto} ROUNDS=${ROUNDS:-16} SEEDS=${SEEDS:-0,1} MODELS=${MODELS:-conv2 conv4 conv6}
 BENCH_MODELS=${BENCH_MODELS:-conv2,conv4,conv6,cifar_resnet20,cifar_vgg19} BENCH_STEPS=${BENCH_STEPS:-100}
 BENCH_SECONDS=${BENCH_SECONDS:-150} BENCH_KS=${BENCH_KS:-1,4,16} EXTRA=${EXTRA:-}
@@ -25,17 +26,42 @@ RUNS=${RUNS:-/tmp/gpu_stacked}
 mkdir -p "$OUT" "$RUNS"
 bash "$HERE/scripts/hardware.sh" "$PY" > "$OUT/hardware.txt"
 cd "$HERE"
+if [[ $PARTS == *bench* ]]; then
 timeout --signal=INT "$BENCH_SECONDS" $PY benchmarks/stacked.py --device "$DEVICE" --models "$BENCH_MODELS" \
     --ks "$BENCH_KS" --steps "$BENCH_STEPS" --repeats 1 --data-dir "$CIFAR" > "$OUT/stacked_$DEVICE.md" 2>&1
-for model in $MODELS; do
+fi
+if [[ $PARTS == *extras* && $DEVICE == cuda* ]]; then  # nothing else on the GPU: bf16 stacking, the 2:4 product alone
+    timeout --signal=INT "${BF16_SECONDS:-45}" $PY benchmarks/stacked.py --device "$DEVICE" --models conv2 --amp bf16 \
+        --ks "$BENCH_KS" --steps "$BENCH_STEPS" --repeats 1 --data-dir "$CIFAR" > "$OUT/stacked_${DEVICE}_bf16.md" 2>&1
+    timeout --signal=INT "${SPARSE24_SECONDS:-45}" $PY benchmarks/gpu_24_product.py > "$OUT/gpu_24_product.txt" 2>&1
+fi
+[[ $PARTS == *figure5* ]] || exit 0
+run_figure5() {  # one model's IMP; a stacked run that fails early (not by the timeout) reruns one network at a time
+    local model=$1 started=$SECONDS rc
     # shellcheck disable=SC2086  # EXTRA is a list of words
     timeout --signal=INT "$SECONDS_LEFT" $PY -m lottery_ticket find --preset "$model-cifar10" --data-dir "$CIFAR" \
         --no-verify-checksums --device "$DEVICE" --seeds "$SEEDS" --controls reinit,random-prune --rounds "$ROUNDS" \
-        --stack "$STACK" --quiet ${BUDGET:+--budget $BUDGET} $EXTRA --out "$RUNS/$model-cifar10" > "$RUNS/$model.log" 2>&1 &
+        --stack "$STACK" --quiet ${BUDGET:+--budget $BUDGET} $EXTRA --out "$RUNS/$model-cifar10" > "$RUNS/$model.log" 2>&1
+    rc=$?
+    local left=$((SECONDS_LEFT - (SECONDS - started)))
+    if [[ $rc -ne 0 && $rc -ne 124 && $STACK != off && $left -gt 30 ]]; then
+        echo "stacked run failed (exit $rc); rerunning with --stack off for ${left}s" >> "$RUNS/$model.log"
+        # shellcheck disable=SC2086
+        timeout --signal=INT "$left" $PY -m lottery_ticket find --preset "$model-cifar10" --data-dir "$CIFAR" \
+            --no-verify-checksums --device "$DEVICE" --seeds "$SEEDS" --controls reinit,random-prune --rounds "$ROUNDS" \
+            --stack off --quiet ${BUDGET:+--budget $BUDGET} $EXTRA --out "$RUNS/$model-cifar10-unstacked" \
+            >> "$RUNS/$model.log" 2>&1
+    fi
+}
+for model in $MODELS; do
+    run_figure5 "$model" &
 done
 wait
 for model in $MODELS; do
     $PY -m lottery_ticket report "$RUNS/$model-cifar10" >> "$RUNS/$model.log" 2>&1
+done
+for dir in "$RUNS"/*-unstacked; do
+    [[ -d $dir ]] && $PY -m lottery_ticket report "$dir" >> "$RUNS/$(basename "$dir" -cifar10-unstacked).log" 2>&1
 done
 (cd "$RUNS" && tar czf "$OUT/runs.tar.gz" --exclude='*.safetensors' --exclude='checkpoints' --exclude='*.lock' .)
 tail -n 25 "$RUNS"/*.log > "$OUT/tails.txt"
