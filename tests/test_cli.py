@@ -98,3 +98,18 @@ def test_bad_input_is_one_line_and_nonzero():
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "target_sparsity=1.5" in result.stderr
     assert not Path("/tmp/never").exists()
+
+
+def test_the_same_command_twice_gives_identical_files(tmp_path):
+    """README's "What is reproducible": the same command on the same thread count, in two processes, writes the
+    same masks, weights, records and metrics (wall-clock seconds aside)."""
+    from kill_helpers import fingerprint
+
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        result = run_cli("find", *TINY, "--out", str(out), env={"OMP_NUM_THREADS": "2"})
+        assert result.returncode == 0, result.stderr
+    first = fingerprint(runs[0])
+    assert any(name.endswith("mask.safetensors") or "masks" in name for name in first), sorted(first)
+    assert first == fingerprint(runs[1])
+    assert metrics_without_timing(runs[0]) == metrics_without_timing(runs[1])

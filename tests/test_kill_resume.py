@@ -72,7 +72,7 @@ def test_a_checkpoint_left_by_a_kill_after_the_record_is_cleared_on_resume(tmp_p
     assert main(["find", *args, "--out", str(out)]) == 0
     checkpoints = out / "seed_0" / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
-    for stage in ("round_00", "random_reinit_round_01"):
+    for stage in ("round_00", "random_reinit_round_01", "round_01_stacked"):  # a stacked training's too
         (checkpoints / f"{stage}.json").write_text("{}")
         (checkpoints / f"{stage}.safetensors").write_bytes(b"")
     before = fingerprint(out)

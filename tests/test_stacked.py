@@ -5,6 +5,7 @@ separate runs to float tolerance (the batched matmul sums in another order), wei
 evaluations and early-stop iterations alike, and the pruned weights must stay exactly zero."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -126,6 +127,91 @@ def test_a_networks_stacked_training_is_bit_identical_whatever_its_companions_an
     for i in range(3):
         seen = [g[i] for g in groups if i in g]
         assert all(torch.equal(s[name], seen[0][name]) for s in seen[1:] for name in seen[0]), (case, i)
+
+
+def _stack_with_checkpoints(config, data, models, masks, paths, every):
+    copies = [copy.deepcopy(m) for m in models]
+    metrics = StackedTrainer(config, data, "cpu").train(copies, masks, [30, 31, 32][:len(models)],
+                                                        checkpoints=paths, checkpoint_every=every)
+    return copies, metrics
+
+
+@pytest.mark.parametrize("case", ["adam-mlp", "sgd-momentum-wd-warmup-bn"])
+def test_a_stack_resumed_from_its_checkpoints_ends_bit_identical(mnist1d, tmp_path, case):
+    """A GPU window that ends mid-level keeps the stack's progress: each network's checkpoint holds its slice of
+    the weights, BatchNorm statistics, optimizer state and evaluations, and the resumed stack ends on the same bits."""
+    config, build = CASES[case]
+    models, masks = networks(build, 3)
+    paths = [tmp_path / f"network_{k}" for k in range(3)]
+    reference, expected = _stack_with_checkpoints(config, mnist1d, models, masks, [None] * 3, 0)
+    _stack_with_checkpoints(config, mnist1d, models, masks, paths, 25)  # leaves each network's step-50 checkpoint
+    assert all(json.loads(p.with_suffix(".json").read_text())["iteration"] == 50 for p in paths)
+    # Weights that are not the networks' own: only a real resume from the checkpoints can end on the reference.
+    scrambled = [copy.deepcopy(m) for m in models]
+    for model in scrambled:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(-3.0)
+    resumed, got = _stack_with_checkpoints(config, mnist1d, scrambled, masks, paths, 25)
+    for k in range(3):
+        for name, value in reference[k].state_dict().items():
+            assert torch.equal(resumed[k].state_dict()[name], value), (case, k, name)
+        assert got[k] == expected[k]  # history (every evaluation, the early ones from the checkpoint), loss, stop
+
+
+def test_a_stack_whose_checkpoints_disagree_starts_over(mnist1d, tmp_path):
+    """One network's checkpoint damaged (or a step behind, after a kill while writing): the stack cannot move as
+    one from there, so every network starts over, and still ends on the reference bits."""
+    config, build = CASES["adam-mlp"]
+    models, masks = networks(build, 3)
+    paths = [tmp_path / f"network_{k}" for k in range(3)]
+    reference, expected = _stack_with_checkpoints(config, mnist1d, models, masks, [None] * 3, 0)
+    _stack_with_checkpoints(config, mnist1d, models, masks, paths, 25)
+    record = paths[1].with_suffix(".json")
+    record.write_text(record.read_text().replace('"iteration": 50', '"iteration": 25'))
+    resumed, got = _stack_with_checkpoints(config, mnist1d, models, masks, paths, 25)
+    for k in range(3):
+        for name, value in reference[k].state_dict().items():
+            assert torch.equal(resumed[k].state_dict()[name], value), (k, name)
+        assert got[k] == expected[k]
+
+
+def test_a_stacked_level_stopped_after_a_checkpoint_resumes_from_it(tmp_path, monkeypatch):
+    """The engine's side: `find --stack on` gives each training of a stack its checkpoint, a run stopped mid-level
+    (as a GPU window's end stops it) resumes that level from the saved step, and ends as the run never stopped."""
+    from kill_helpers import fingerprint
+
+    from lottery_ticket.cli import main
+
+    args = ["find", "--preset", "mnist1d-mlp", "--budget", "60it", "--eval-every", "20it", "--rounds", "1",
+            "--seeds", "0,1", "--controls", "reinit", "--stack", "on", "--checkpoint-every", "20", "--quiet"]
+    reference, crashed = tmp_path / "reference", tmp_path / "crashed"
+    assert main([*args, "--out", str(reference)]) == 0
+    save = StackedTrainer._save_checkpoints
+
+    def save_then_stop(self, models, paths, evaluators):
+        save(self, models, paths, evaluators)
+        if self.iteration == 40 and len(models) == 5:  # level 1: two tickets and two reinits, plus the spare
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(StackedTrainer, "_save_checkpoints", save_then_stop)
+    main([*args, "--out", str(crashed)])
+    assert sorted(p.name for p in crashed.glob("seed_*/checkpoints/*_stacked.json")) == \
+        ["random_reinit_round_01_stacked.json", "random_reinit_round_01_stacked.json", "round_01_stacked.json",
+         "round_01_stacked.json"]
+    load, starts = StackedTrainer._load_checkpoints, []
+
+    def spy(self, models, paths):
+        resumed = load(self, models, paths)
+        starts.append(resumed and resumed["iteration"])
+        return resumed
+
+    monkeypatch.setattr(StackedTrainer, "_save_checkpoints", save)
+    monkeypatch.setattr(StackedTrainer, "_load_checkpoints", spy)
+    assert main(["resume", str(crashed), "--quiet"]) == 0
+    assert starts == [40]
+    assert fingerprint(crashed) == fingerprint(reference)
+    assert not list(crashed.rglob("checkpoints/*.json"))
 
 
 # The engine: `find --stack on` against `--stack off` -------------------------------------------------------------

@@ -71,7 +71,8 @@ class RunTrainable:
                                           callbacks=callbacks)
         if r.rendezvous is None:
             return alone()
-        from .stacking import Training
+        from ..imp.store import STACKED_CHECKPOINT
+        from .stacking import Training, saved_iteration
 
         # The dense level of a run with early-bird or rewinding has callbacks of its own (early-bird's checks, the
         # rewind point's capture) and trains by itself, checkpointed. Decided by the stage, not by what is on disk:
@@ -79,10 +80,15 @@ class RunTrainable:
         c = r.config
         architecture = tuple((n, tuple(p.shape), p.dtype) for n, p in model.named_parameters())
         special = stage == "round_00" and (c.prune.rewind_iteration > 0 or c.early_bird is not None)
-        key = ("alone",) if special or callbacks or on_step is not None else ("stack", start_iteration, architecture)
+        checkpoint = self.store.checkpoint(f"{stage}{STACKED_CHECKPOINT}") if r.collective.is_writer else None
+        # Stacked with the trainings that resume from the same step: a kill while a stack wrote its members'
+        # checkpoints leaves some one save behind the others, and each part still resumes exactly.
+        key = ("alone",) if special or callbacks or on_step is not None else \
+            ("stack", start_iteration, saved_iteration(checkpoint), architecture)
         return r.rendezvous.submit(Training(key=key, order=(self.seed, stage), run_alone=alone, model=model,
                                             mask=mask, data_seed=r.config.train.data_seed + self.seed,
-                                            start_iteration=start_iteration, log_path=self._log_path(stage)))
+                                            start_iteration=start_iteration, log_path=self._log_path(stage),
+                                            checkpoint=checkpoint))
 
     def _log_path(self, stage: str) -> Path | None:
         if self.store is None or not self.runner.collective.is_writer:
@@ -220,7 +226,8 @@ class ExperimentRunner:
         started = time.perf_counter()
         results = StackedTrainer(self.config.train, self.data, self.device).train(
             [t.model for t in trainings], [t.mask for t in trainings], [t.data_seed for t in trainings],
-            start_iteration=trainings[0].start_iteration)
+            start_iteration=trainings[0].start_iteration, checkpoints=[t.checkpoint for t in trainings],
+            checkpoint_every=self.checkpoint_every)
         seconds = (time.perf_counter() - started) / len(trainings)  # the stack's time, shared out
         for training, metrics in zip(trainings, results):
             if training.log_path is not None:

@@ -32,6 +32,9 @@ class Store(Protocol):
     def clear_checkpoint(self, stage: str) -> None: ...
 
 
+STACKED_CHECKPOINT = "_stacked"  # a stacked training's checkpoint: checkpoints/<stage>_stacked (experiment/stacking.py)
+
+
 class MemoryStore:
     """Everything in dicts. Keeps θ₀, the rewind point, every mask and record, and only the trained weights
     IMP still needs (level 0, for one-shot, and the latest level), so VGG-sized models fit."""
@@ -132,10 +135,11 @@ class FolderStore:
         return self.sf.checkpoint(stage)
 
     def clear_checkpoint(self, stage):
-        if self.is_writer:
-            for suffix in (".json", ".safetensors"):
-                refuse_links(self.sf.checkpoint(stage).with_suffix(suffix))
-                self.sf.checkpoint(stage).with_suffix(suffix).unlink(missing_ok=True)
+        if self.is_writer:  # the Trainer's checkpoint and a stacked training's (experiment/stacking.py)
+            for name in (stage, f"{stage}{STACKED_CHECKPOINT}"):
+                for suffix in (".json", ".safetensors"):
+                    refuse_links(self.sf.checkpoint(name).with_suffix(suffix))
+                    self.sf.checkpoint(name).with_suffix(suffix).unlink(missing_ok=True)
 
 
 def valid_record(row: Any, seed: int | None, kind: str, level: int) -> bool:

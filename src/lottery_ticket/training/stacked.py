@@ -13,8 +13,10 @@ backward and one fused optimizer update serve all K. What stays per network:
 - its evaluations and early-stop iteration (one Evaluate history each).
 
 So K stacked trainings end where K separate Trainer runs end, to float tolerance (the batched matmul sums in
-another order): tests/test_stacked.py. What it does not do (yet): your own loss or loaders, DDP, torch.compile,
-sparse-aware training, mid-training checkpoints and callbacks; the engine still trains one network at a time.
+another order): tests/test_stacked.py. Each network may keep a mid-training checkpoint of its own (its slice of the
+stack, in the Trainer's checkpoint format under another name); a stack resumes when every member's checkpoint is
+valid and at the same step, else it starts over, with the same result either way. What it does not do (yet):
+your own loss or loaders, DDP, torch.compile, sparse-aware training and callbacks.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from torch.nn import functional as F
 from ..config import Budget, TrainConfig
 from ..errors import LotteryTicketError
 from ..mask import PruningMask, canonical_name
+from ..state import restore_, snapshot
 from .callbacks import Evaluate
+from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import build_optimizer, lr_multiplier, set_lr_
 
 
@@ -81,12 +85,17 @@ class StackedTrainer:
 
     # ---- the loop ------------------------------------------------------------------------------------------
     def train(self, models: Sequence[nn.Module], masks: Sequence[PruningMask | None],
-              data_seeds: Sequence[int], start_iteration: int = 0) -> list[dict[str, Any]]:
+              data_seeds: Sequence[int], start_iteration: int = 0, *,
+              checkpoints: Sequence[Any] | None = None, checkpoint_every: int = 0) -> list[dict[str, Any]]:
+        """`checkpoints[k]` (a path, or None for no checkpoint) is where network k's state is saved every
+        `checkpoint_every` steps and resumed from."""
         from ..data.loader import StackedLoader
 
         if not (len(models) == len(masks) == len(data_seeds)) or not models:
             raise LotteryTicketError(f"give one mask and one data seed per model ({len(models)} models, {len(masks)} "
                                      f"masks, {len(data_seeds)} data seeds)")
+        checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(models)
+        resumed = self._load_checkpoints(models, checkpoints)  # before stacking: it stacks the restored weights
         # One more network than asked, a copy of the first, always last: vectorized elementwise kernels (the fused
         # optimizer) finish a tensor's last elements in scalar code that rounds differently, so the last network
         # of a stack would train differently from the others. With the spare absorbing that tail, every network's
@@ -95,14 +104,19 @@ class StackedTrainer:
         spare = copy.deepcopy(models[0])
         models, masks, data_seeds = [*models, spare], [*masks, masks[0]], [*data_seeds, data_seeds[0]]
         self._stack(models, masks)
+        if resumed is not None:
+            self._restore_optimizer([*resumed["optimizer"], resumed["optimizer"][0]])  # the spare copies network 0
         loader = StackedLoader(self.data.train, self.config.batch_size, data_seeds, mean=self.data.mean,
                                std=self.data.std, augment=self.config.augment, device=self.device)
         lr_factor = lr_multiplier(self.config, self.total_iterations, self.steps_per_epoch)
-        self.iteration = int(start_iteration)
+        self.iteration = int(start_iteration) if resumed is None else resumed["iteration"]
         if lr_factor is not None:
             set_lr_(self.optimizer, self.config.lr * lr_factor(self.iteration))
         evaluators = [Evaluate(self.eval_every) for _ in models[:-1]] if self.eval_every else []
-        if evaluators:
+        if evaluators and resumed is not None:
+            for evaluator, history in zip(evaluators, resumed["histories"]):
+                evaluator.history = history
+        elif evaluators:
             self._measure(evaluators)
         losses = torch.zeros(len(models), device=self.device)
         epoch, skip = divmod(self.iteration, self.steps_per_epoch)
@@ -117,6 +131,8 @@ class StackedTrainer:
                     set_lr_(self.optimizer, self.config.lr * lr_factor(self.iteration))
                 if evaluators and self.iteration % self.eval_every == 0:
                     self._measure(evaluators)
+                if checkpoint_every and self.iteration % checkpoint_every == 0 and self.iteration < self.total_iterations:
+                    self._save_checkpoints(models, checkpoints, evaluators)  # after the evaluation, as the Trainer
                 if self.iteration >= self.total_iterations:
                     break
             epoch, skip = epoch + 1, 0
@@ -135,6 +151,47 @@ class StackedTrainer:
                 metrics.update(evaluators[k].summary(), history=evaluators[k].history)
             out.append(metrics)
         return out
+
+    # ---- checkpoints: each network's slice of the stack, saved and resumed with the Trainer's checkpoint code ----
+    def _save_checkpoints(self, models, paths, evaluators) -> None:
+        self._unstack(models)
+        stacked_state = self.optimizer.state_dict()
+        for k, path in enumerate(paths):  # one per network asked for: the spare (last) keeps none
+            if path is None:
+                continue
+            state = {i: {key: value if key == "step" else value[k] for key, value in values.items()}
+                     for i, values in stacked_state["state"].items()}
+            extra = {"stacked": True, "history": evaluators[k].history if evaluators else []}
+            save_checkpoint(path, models[k], _OptimizerState({**stacked_state, "state": state}), self.iteration, extra)
+
+    def _load_checkpoints(self, models, paths) -> dict[str, Any] | None:
+        """Every network's saved weights and optimizer state, when all of them are valid stacked checkpoints of
+        one step (else nothing is restored: a stack moves in one step, so it starts over)."""
+        if not paths or any(path is None for path in paths):
+            return None
+        saved = [snapshot(model) for model in models]
+        states, metas = [], []
+        for model, path in zip(models, paths):
+            view = _OptimizerState()
+            meta = load_checkpoint(path, model, view)
+            if meta is None or meta["extra"].get("stacked") is not True:
+                break
+            states.append(view.loaded)
+            metas.append(meta)
+        iterations = {meta["iteration"] for meta in metas}
+        if len(metas) < len(models) or len(iterations) != 1 or not 0 < min(iterations) < self.total_iterations:
+            for model, state in zip(models, saved):
+                restore_(model, state)
+            return None
+        histories = [meta["extra"].get("history", []) for meta in metas]
+        return {"iteration": iterations.pop(), "optimizer": states, "histories": histories}
+
+    def _restore_optimizer(self, states: list[dict[str, Any]]) -> None:
+        state = {}
+        for i, values in states[0]["state"].items():
+            state[i] = {key: value if key == "step" else torch.stack([s["state"][i][key] for s in states]).to(self.device)
+                        for key, value in values.items()}
+        self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
 
     # ---- stacking -----------------------------------------------------------------------------------------
     def _stack(self, models: Sequence[nn.Module], masks: Sequence[PruningMask | None]) -> None:
@@ -203,3 +260,16 @@ class StackedTrainer:
             n += y.numel()
         self.template.train()
         return [{"loss": float(s) / n, "accuracy": int(c) / n} for s, c in zip(loss_sum.tolist(), correct.tolist())][:-1]
+
+
+class _OptimizerState:
+    """One network's optimizer state, standing in for an optimizer where the checkpoint code reads or writes one."""
+
+    def __init__(self, state: dict[str, Any] | None = None):
+        self.loaded = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.loaded
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loaded = state
