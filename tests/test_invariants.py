@@ -898,3 +898,37 @@ def test_a_sparsity_of_one_or_a_percentage_gets_a_hint():
     with pytest.raises(LotteryTicketError, match=r"^sparsity='lots' is not a number"):
         check_sparsity("lots")
     assert check_sparsity("0.25") == 0.25
+
+
+# Pinned by the mutation run of 2026-12-04 (docs/bench/mutation_core.txt) ----------------------------------------
+def test_max_rounds_is_allowed_and_one_more_is_one_line():
+    from lottery_ticket.sparsity import MAX_ROUNDS, check_rounds
+
+    check_rounds(MAX_ROUNDS)
+    with pytest.raises(LotteryTicketError, match=f"rounds={MAX_ROUNDS + 1} is more than {MAX_ROUNDS} levels"):
+        check_rounds(MAX_ROUNDS + 1)
+
+
+def test_a_layer_left_at_its_sparsity_is_not_read_so_its_nan_weights_do_not_stop_the_others():
+    from torch import nn
+
+    from lottery_ticket import MagnitudePruner, PruningMask
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))
+    with torch.no_grad():
+        model[1].weight[0, 0] = float("nan")  # a layer this call does not prune
+    mask = MagnitudePruner(global_pruning=False).prune(model, PruningMask(model), {"0.weight": 0.5, "1.weight": 0.0})
+    assert mask.layer_sparsities == {"0.weight": 0.5, "1.weight": 0.0}
+
+
+def test_an_unknown_control_lists_the_controls_and_every_control_says_what_it_is():
+    from lottery_ticket.imp.controls import CONTROLS, PruneAtInit, check_controls
+
+    with pytest.raises(LotteryTicketError) as info:
+        check_controls(["nope"])
+    assert str(info.value) == f"unknown control(s) ['nope']; choose from {', '.join(CONTROLS)}"
+    for name, control in CONTROLS.items():
+        assert isinstance(control.summary, str) and len(control.summary) > 20, name
+    # CONTROLS is built at import; a control made now must say what it is too
+    assert PruneAtInit("grasp", 4000).summary == CONTROLS["grasp"].summary and "grasp's mask" in CONTROLS["grasp"].summary

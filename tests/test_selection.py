@@ -88,3 +88,89 @@ def test_exclude_type_leaves_a_module_class_out_of_the_mask_and_reports_it_dense
     capsys.readouterr()
     assert main(["find", *TINY, "--exclude", "type:LSTM", "--out", str(tmp_path / "bad")]) == 2
     assert "the model has no LSTM with weights" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+# Pinned by the mutation run of 2026-12-04 (docs/bench/mutation_core.txt): each test below fails under a mutant
+# that survived it. ------------------------------------------------------------------------------------------------
+class Scale(nn.Module):
+    """A module of the user's: a `weight` and a `bias` of its own, a Linear inside."""
+
+    def __init__(self, inner: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4))
+        self.bias = nn.Parameter(torch.zeros(4))
+        self.lin = nn.Linear(4, 4) if inner else None
+
+
+class Conv1D(nn.Module):  # the name of transformers' class, but the user's own: not a transposed Linear
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4, 4))
+
+
+def test_selection_line_counts_the_share_and_lists_six_dense_matrices_then_how_many_more():
+    def line(n_dense, masked=3, total=4):
+        dense = {f"m{i}": [2, 2] for i in range(n_dense)}
+        return selection_line({"masked_weights": masked, "all_weights": total, "dense_matrices": dense})
+
+    assert line(0, masked=1, total=1).startswith("masked: 100.0 % of the model's 1 weights")
+    assert line(6).endswith("never pruned: m0 [2, 2], m1 [2, 2], m2 [2, 2], m3 [2, 2], m4 [2, 2], m5 [2, 2]")
+    assert line(7).endswith("m4 [2, 2], m5 [2, 2] and 1 more")
+    assert line(9).endswith("m5 [2, 2] and 3 more")
+
+
+def test_type_exclusion_takes_a_modules_own_weight_and_adds_to_name_exclusions():
+    from lottery_ticket.mask import select_names
+
+    model = nn.Sequential(nn.Linear(4, 4), Scale(), nn.Linear(4, 4))
+    names = select_names(model, ["*weight"], ["type:Scale"], None)
+    assert names == ["0.weight", "1.lin.weight", "2.weight"]  # Scale's own weight out, not its bias, not its Linear
+    names = select_names(model, ["*weight"], ["2.weight", "type:Scale"], None)
+    assert names == ["0.weight", "1.lin.weight"]
+
+
+def test_also_adds_every_item_and_a_root_module_of_the_named_type():
+    from lottery_ticket.mask import select_names
+
+    model = Scale()  # the model itself is the Scale: its weight has no prefix
+    assert select_names(model, None, [], None, also=["type:Scale"]) == ["weight", "lin.weight"]
+    assert select_names(model, None, [], None, also=["type:Scale", "bias"]) == ["weight", "bias", "lin.weight"]
+
+
+def test_a_type_or_pattern_that_matches_nothing_is_one_line_naming_what_there_is():
+    from lottery_ticket.mask import select_names
+
+    kinds = [type(f"Kind{i:02d}", (nn.Module,), {}) for i in range(13)]
+    model = nn.Sequential(*[k() for k in kinds], nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2))
+    with pytest.raises(LotteryTicketError) as info:
+        select_names(model, None, ["type:Embedding"], None)
+    listed = str(info.value).split("its module types are ")[1]
+    assert listed == ", ".join(sorted(["Linear", "Sequential"] + [f"Kind{i:02d}" for i in range(13)])[:12])
+    with pytest.raises(LotteryTicketError) as info:
+        select_names(model, None, [], None, also=["nothing.*"])
+    assert str(info.value).endswith("names look like ['13.weight', '13.bias', '14.weight', '14.bias']")
+
+
+def test_a_user_class_named_conv1d_is_not_taken_for_transformers_conv1d():
+    model = nn.Sequential(nn.Linear(4, 4), Conv1D())
+    assert PruningMask(model).names == ["0.weight"]
+
+
+def test_a_tied_weight_is_counted_once_in_the_share():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
+    model[1].weight = model[0].weight  # the output layer reads the embedding's matrix
+    stats = selection_stats(model, PruningMask(model).names)
+    assert stats["all_weights"] == 40 and stats["masked_weights"] == 40 and stats["dense_matrices"] == {}
+
+
+def test_a_type_whose_modules_hold_no_weight_is_one_line_not_their_other_parameters():
+    from lottery_ticket.mask import select_names
+
+    class OnlyScale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(4))
+
+    model = nn.Sequential(nn.Linear(4, 4), OnlyScale())
+    with pytest.raises(LotteryTicketError, match="the model has no OnlyScale with weights"):
+        select_names(model, None, ["type:OnlyScale"], None)

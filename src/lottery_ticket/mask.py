@@ -207,7 +207,7 @@ def _named_weights(model: nn.Module, item: str, aliases: dict[str, str], what: s
         cls = item[len("type:"):]
         found = [(m_name, m) for m_name, m in _unwrapped(model).named_modules() if type(m).__name__ == cls]
         weights = {aliases[canonical_name(f"{m_name}.{w}" if m_name else w)] for m_name, m in found
-                   for w in (module_weights(m) or [n for n, _ in m.named_parameters(recurse=False) if n == "weight"])}
+                   for w in module_weights(m)}
         if not weights:
             kinds = sorted({type(m).__name__ for m in _unwrapped(model).modules()})
             raise LotteryTicketError(f"{what} {item!r}: the model has no {cls} with weights; its module types are "
