@@ -53,7 +53,8 @@ def main(paths: list[str]) -> int:
     skip = equivalents()
     per_module: dict[str, Counter] = defaultdict(Counter)
     for name, status in verdicts(paths).items():
-        status = "equivalent" if name in skip else status
+        if name in skip and status != "not checked":  # an equivalent this run did not reach is unrun, as any
+            status = "equivalent"
         per_module[module_of(name)][status] += 1
     if not per_module:
         print(f"no mutants in {', '.join(paths)}: did `mutmut run` finish?")
