@@ -16,17 +16,19 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from lottery_ticket.pruning import nm_mask  # noqa: E402
+
 
 def two_four_weight(n_out: int, n_in: int, generator: torch.Generator) -> torch.Tensor:
     weight = torch.randn(n_out, n_in, generator=generator)
-    groups = weight.abs().reshape(n_out, n_in // 4, 4)
-    keep = groups.topk(2, dim=-1).indices
-    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, keep, True).reshape(n_out, n_in)
-    return (weight * mask).half().cuda()
+    return (weight * nm_mask(weight, 2, 4)).half().cuda()
 
 
 def time_product(x: torch.Tensor, weight, repeats: int) -> float:

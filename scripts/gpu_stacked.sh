@@ -36,21 +36,20 @@ if [[ $PARTS == *extras* && $DEVICE == cuda* ]]; then  # nothing else on the GPU
     timeout --signal=INT "${SPARSE24_SECONDS:-45}" $PY benchmarks/gpu_24_product.py > "$OUT/gpu_24_product.txt" 2>&1
 fi
 [[ $PARTS == *figure5* ]] || exit 0
-run_figure5() {  # one model's IMP; a stacked run that fails early (not by the timeout) reruns one network at a time
-    local model=$1 started=$SECONDS rc
+find_figure5() {  # MODEL STACK OUT SECONDS: one model's IMP, Figure 5's protocol
     # shellcheck disable=SC2086  # EXTRA is a list of words
-    timeout --signal=INT "$SECONDS_LEFT" $PY -m lottery_ticket find --preset "$model-cifar10" --data-dir "$CIFAR" \
+    timeout --signal=INT "$4" $PY -m lottery_ticket find --preset "$1-cifar10" --data-dir "$CIFAR" \
         --no-verify-checksums --device "$DEVICE" --seeds "$SEEDS" --controls reinit,random-prune --rounds "$ROUNDS" \
-        --stack "$STACK" --quiet ${BUDGET:+--budget $BUDGET} $EXTRA --out "$RUNS/$model-cifar10" > "$RUNS/$model.log" 2>&1
+        --stack "$2" --quiet ${BUDGET:+--budget $BUDGET} $EXTRA --out "$3"
+}
+run_figure5() {  # a stacked run that fails early (not by the timeout) reruns one network at a time
+    local model=$1 started=$SECONDS rc
+    find_figure5 "$model" "$STACK" "$RUNS/$model-cifar10" "$SECONDS_LEFT" > "$RUNS/$model.log" 2>&1
     rc=$?
     local left=$((SECONDS_LEFT - (SECONDS - started)))
     if [[ $rc -ne 0 && $rc -ne 124 && $STACK != off && $left -gt 30 ]]; then
         echo "stacked run failed (exit $rc); rerunning with --stack off for ${left}s" >> "$RUNS/$model.log"
-        # shellcheck disable=SC2086
-        timeout --signal=INT "$left" $PY -m lottery_ticket find --preset "$model-cifar10" --data-dir "$CIFAR" \
-            --no-verify-checksums --device "$DEVICE" --seeds "$SEEDS" --controls reinit,random-prune --rounds "$ROUNDS" \
-            --stack off --quiet ${BUDGET:+--budget $BUDGET} $EXTRA --out "$RUNS/$model-cifar10-unstacked" \
-            >> "$RUNS/$model.log" 2>&1
+        find_figure5 "$model" off "$RUNS/$model-cifar10-unstacked" "$left" >> "$RUNS/$model.log" 2>&1
     fi
 }
 for model in $MODELS; do

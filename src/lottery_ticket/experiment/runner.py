@@ -72,7 +72,8 @@ class RunTrainable:
         if r.rendezvous is None:
             return alone()
         from ..imp.store import STACKED_CHECKPOINT
-        from .stacking import Training, saved_iteration
+        from ..training.checkpoint import checkpoint_iteration
+        from .stacking import Training
 
         # The dense level of a run with early-bird or rewinding has callbacks of its own (early-bird's checks, the
         # rewind point's capture) and trains by itself, checkpointed. Decided by the stage, not by what is on disk:
@@ -84,7 +85,7 @@ class RunTrainable:
         # Stacked with the trainings that resume from the same step: a kill while a stack wrote its members'
         # checkpoints leaves some one save behind the others, and each part still resumes exactly.
         key = ("alone",) if special or callbacks or on_step is not None else \
-            ("stack", start_iteration, saved_iteration(checkpoint), architecture)
+            ("stack", start_iteration, checkpoint_iteration(checkpoint), architecture)
         return r.rendezvous.submit(Training(key=key, order=(self.seed, stage), run_alone=alone, model=model,
                                             mask=mask, data_seed=r.config.train.data_seed + self.seed,
                                             start_iteration=start_iteration, log_path=self._log_path(stage),

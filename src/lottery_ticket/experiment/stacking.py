@@ -19,20 +19,6 @@ from typing import Any, Callable
 from torch import nn
 
 
-def saved_iteration(checkpoint) -> int | None:
-    """The step a stacked checkpoint says it holds (None: none, or unreadable); only for grouping: loading it
-    checks it in full (training/checkpoint.py)."""
-    from ..io import read_json
-
-    if checkpoint is None or not checkpoint.with_suffix(".json").is_file():
-        return None
-    try:
-        iteration = read_json(checkpoint.with_suffix(".json")).get("iteration")
-    except Exception:  # noqa: BLE001 - a damaged file is simply not a checkpoint
-        return None
-    return iteration if isinstance(iteration, int) and not isinstance(iteration, bool) else None
-
-
 @dataclass(eq=False)
 class Training:
     """One submitted training: the request, then (once `done`) its metrics or the error it raised."""

@@ -56,6 +56,18 @@ def _record_digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
+def checkpoint_iteration(path: str | Path | None) -> int | None:
+    """The step a checkpoint's record names, without checking it (None: no record, or unreadable): enough to
+    group trainings that will resume together; load_checkpoint checks it in full."""
+    if path is None or not Path(path).with_suffix(".json").is_file():
+        return None
+    try:
+        iteration = read_json(Path(path).with_suffix(".json")).get("iteration")
+    except (LotteryTicketError, AttributeError):  # unreadable JSON, or JSON that is not a record
+        return None
+    return iteration if isinstance(iteration, int) and not isinstance(iteration, bool) else None
+
+
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     """Restore model and optimizer in place; return the JSON record (with the extra tensors under
     "extra_tensors"), or None if there is no valid checkpoint."""
